@@ -1,0 +1,178 @@
+"""One typed configuration for the whole pipeline.
+
+Every tunable number lives here. A `PipelineConfig` is built once (from a
+profile plus CLI flags / environment) and passed down: `create_pipeline` reads
+it to wire components, and the trainer/transform receive `TrainerConfig` as a
+JSON `custom_config`, so no module below holds its own constants.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+#: The curated schema shipped with the package (see pipeline/schema/).
+DEFAULT_SCHEMA_DIR = PACKAGE_ROOT / "schema"
+
+PROFILES = ("smoke", "quick", "full")
+
+
+@dataclass(frozen=True)
+class IngestionConfig:
+    """How raw reviews become tf.Examples."""
+
+    #: Share of `train/` (by hash of review id) that becomes the `eval` split.
+    eval_percent: int = 10
+    #: Share of all reviews kept (by an independent hash): 100 keeps all.
+    sample_percent: int = 100
+    #: Salt for both hashes; changing it gives a different but still stable split.
+    split_salt: str = "imdb-v1"
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """Hyperparameters of preprocessing and model; reaches code via custom_config."""
+
+    # --- Transform ---
+    vocab_size: int = 30000
+    min_frequency: int = 3
+    max_sequence_length: int = 400
+    # --- Model ---
+    embedding_dim: int = 128
+    lstm_units: int = 64
+    attention_units: int = 64
+    embedding_dropout: float = 0.25
+    word_dropout: float = 0.0
+    head_dropout: float = 0.4
+    max_pool: bool = True
+    # --- Optimisation ---
+    batch_size: int = 64
+    epochs: int = 4
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.1
+    clipnorm: float = 1.0
+    early_stopping_patience: int = 1
+    bucket_count: int = 8
+    shuffle_buffer: int = 25000
+    seed: int = 42
+    # --- Devices ---
+    #: "auto" uses float16 compute only when a GPU is present.
+    mixed_precision: str = "auto"
+    #: Forces the CPU-kernel LSTM even on a GPU (for debugging only).
+    force_generic_lstm: bool = False
+
+    def to_custom_config(self, code_fingerprint: str = "") -> Dict[str, Any]:
+        """The JSON-able dict handed to Transform and Trainer.
+
+        `code_fingerprint` changes whenever the trainer package's source does,
+        which changes the components' execution properties and so defeats
+        TFX's cache (which otherwise ignores code referenced by dotted path).
+        """
+        return {"hparams": dataclasses.asdict(self), "code_fingerprint": code_fingerprint}
+
+    @classmethod
+    def from_custom_config(cls, custom_config: Optional[Mapping[str, Any]]) -> "TrainerConfig":
+        if not custom_config:
+            return cls()
+        hparams = custom_config.get("hparams", custom_config)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(hparams) - known
+        if unknown:
+            raise ValueError(f"Unknown trainer hyperparameters: {sorted(unknown)}")
+        return cls(**hparams)
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """What a model must achieve to be blessed and pushed."""
+
+    #: Absolute lower bound on binary accuracy (eval split, overall slice).
+    accuracy_lower_bound: float = 0.88
+    #: How much accuracy may drop against the last blessed model (absolute).
+    max_accuracy_drop: float = 0.01
+    #: Feature the metrics are also sliced by.
+    slice_feature: str = "rating"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything a runner needs to build and run the pipeline."""
+
+    pipeline_name: str = "imdb-sentiment"
+    model_name: str = "imdb_sentiment"
+    profile: str = "full"
+    #: Archive (.tar.gz), extracted directory, URL, or "" for the official download.
+    data: str = ""
+    #: Root of TFX artifacts (local dir or object-store URI).
+    pipeline_root: str = "pipeline_home/tfx"
+    #: Where pushed models land, as <serving_dir>/<model_name>/<version>/.
+    serving_dir: str = "pipeline_home/serving"
+    #: Where downloads are cached (used only when data is a URL or empty).
+    download_cache_dir: str = "pipeline_home/cache"
+    schema_dir: str = str(DEFAULT_SCHEMA_DIR)
+    enable_cache: bool = True
+    beam_pipeline_args: Tuple[str, ...] = ()
+    ingestion: IngestionConfig = field(default_factory=IngestionConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+    @property
+    def model_serving_dir(self) -> str:
+        return f"{self.serving_dir.rstrip('/')}/{self.model_name}"
+
+    def replace(self, **changes: Any) -> "PipelineConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+def profile_config(profile: str, **changes: Any) -> PipelineConfig:
+    """The configuration of a named profile, with top-level fields overridden.
+
+    - `full`: all 25k training reviews, the model that must beat TF-IDF.
+    - `quick`: a ~15% sample and a smaller model; a few minutes on 2 cores.
+    - `smoke`: a ~4% sample and a tiny model; for tests of the plumbing.
+    """
+    if profile == "full":
+        config = PipelineConfig(profile="full")
+    elif profile == "quick":
+        config = PipelineConfig(
+            profile="quick",
+            ingestion=IngestionConfig(sample_percent=15),
+            trainer=TrainerConfig(vocab_size=10000, max_sequence_length=250, embedding_dim=64,
+                                  lstm_units=32, attention_units=32, epochs=2, batch_size=64),
+            evaluation=EvaluationConfig(accuracy_lower_bound=0.6),
+        )
+    elif profile == "smoke":
+        config = PipelineConfig(
+            profile="smoke",
+            ingestion=IngestionConfig(sample_percent=4, eval_percent=20),
+            trainer=TrainerConfig(vocab_size=2000, min_frequency=2, max_sequence_length=64,
+                                  embedding_dim=16, lstm_units=8, attention_units=8, epochs=1,
+                                  batch_size=32, bucket_count=2),
+            evaluation=EvaluationConfig(accuracy_lower_bound=0.0, max_accuracy_drop=1.0),
+        )
+    else:
+        raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    return dataclasses.replace(config, **changes)
+
+
+def source_fingerprint(*package_dirs: Path) -> str:
+    """A short hash of every .py file under the given directories.
+
+    Used as an execution property so that editing trainer code reruns
+    Transform/Trainer instead of serving a cached, stale model.
+    """
+    digest = hashlib.sha256()
+    for package_dir in package_dirs:
+        for path in sorted(Path(package_dir).rglob("*.py")):
+            digest.update(path.relative_to(package_dir).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,150 @@
+"""The BiLSTM + Bahdanau attention classifier.
+
+Embedding (0 = padding, masked) → spatial dropout → Bidirectional LSTM
+returning sequences and final states → query = [forward h; backward h] →
+additive attention over the LSTM outputs → [context; masked max-pool of the
+outputs] → dropout → sigmoid probability.
+
+The LSTM is kept cuDNN-eligible (tanh/sigmoid, no recurrent dropout, no
+unroll, bias on, right-padded masks), and the batch is trimmed to its longest
+review so no step is spent on padding beyond it.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List
+
+import tensorflow as tf
+import tf_keras as keras
+
+from imdb_sentiment.pipeline.config import TrainerConfig
+from . import features
+from .attention import BahdanauAttention
+
+ATTENTION_LAYER = "attention"
+LSTM_LAYER = "bilstm"
+
+
+@keras.utils.register_keras_serializable(package="imdb_sentiment")
+class TrimPadding(keras.layers.Layer):
+    """Cuts right padding beyond the longest row of the batch (at least 1 step)."""
+
+    def call(self, token_ids: tf.Tensor) -> tf.Tensor:
+        lengths = tf.reduce_sum(tf.cast(tf.not_equal(token_ids, features.PAD_ID), tf.int32), axis=1)
+        longest = tf.maximum(tf.reduce_max(lengths), 1)
+        return token_ids[:, :longest]
+
+
+@keras.utils.register_keras_serializable(package="imdb_sentiment")
+class WordDropout(keras.layers.Layer):
+    """In training, replaces a random share of real tokens with the OOV id."""
+
+    def __init__(self, rate: float, oov_id: int, **kwargs):
+        super().__init__(**kwargs)
+        self.rate, self.oov_id = rate, oov_id
+
+    def call(self, token_ids: tf.Tensor, training=None) -> tf.Tensor:
+        if not training or self.rate <= 0:
+            return token_ids
+        drop = tf.random.uniform(tf.shape(token_ids)) < self.rate
+        drop = tf.logical_and(drop, tf.not_equal(token_ids, features.PAD_ID))
+        return tf.where(drop, tf.constant(self.oov_id, token_ids.dtype), token_ids)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "oov_id": self.oov_id}
+
+
+@keras.utils.register_keras_serializable(package="imdb_sentiment")
+class MaskedMaxPool(keras.layers.Layer):
+    """Max over the unmasked time steps."""
+
+    def call(self, values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        lowest = tf.cast(values.dtype.min, values.dtype)
+        return tf.reduce_max(tf.where(mask[:, :, tf.newaxis], values, lowest), axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+
+def build_lstm(hparams: TrainerConfig) -> keras.layers.LSTM:
+    """The recurrent layer; its configuration decides cuDNN eligibility."""
+    return keras.layers.LSTM(
+        hparams.lstm_units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        recurrent_dropout=0.0,
+        unroll=False,
+        use_bias=True,
+        return_sequences=True,
+        return_state=True,
+    )
+
+
+def cudnn_ineligibility(lstm: keras.layers.LSTM) -> List[str]:
+    """Why Keras would not use the cuDNN kernel for this layer ([] = eligible)."""
+    config = lstm.get_config()
+    reasons = []
+    if config["activation"] != "tanh":
+        reasons.append(f"activation={config['activation']}")
+    if config["recurrent_activation"] != "sigmoid":
+        reasons.append(f"recurrent_activation={config['recurrent_activation']}")
+    if config["recurrent_dropout"]:
+        reasons.append(f"recurrent_dropout={config['recurrent_dropout']}")
+    if config["unroll"]:
+        reasons.append("unroll=True")
+    if not config["use_bias"]:
+        reasons.append("use_bias=False")
+    return reasons
+
+
+def build_model(hparams: TrainerConfig, vocabulary_size: int) -> keras.Model:
+    """The classifier: token ids [batch, time] → P(positive) [batch, 1].
+
+    `vocabulary_size` is the number of words TF Transform kept (≤ vocab_size).
+    The attention weights are reachable through `explainer_model`.
+    """
+    token_ids = keras.Input(shape=(None,), dtype=tf.int64, name=features.TOKEN_IDS)
+    trimmed = TrimPadding(name="trim_padding")(token_ids)
+    mask = tf.not_equal(trimmed, features.PAD_ID)
+    dropped = WordDropout(hparams.word_dropout, features.oov_id(vocabulary_size),
+                          name="word_dropout")(trimmed)
+    embedded = keras.layers.Embedding(
+        features.vocabulary_input_dim(vocabulary_size), hparams.embedding_dim,
+        mask_zero=True, name="embedding")(dropped)
+    embedded = keras.layers.SpatialDropout1D(hparams.embedding_dropout)(embedded)
+    sequence, forward_h, _, backward_h, _ = keras.layers.Bidirectional(
+        build_lstm(hparams), name=LSTM_LAYER)(embedded)
+    query = keras.layers.Concatenate(name="query")([forward_h, backward_h])
+    context, _ = BahdanauAttention(hparams.attention_units, name=ATTENTION_LAYER)(
+        sequence, query, mask=mask)
+    summary: List[tf.Tensor] = [context]
+    if hparams.max_pool:
+        summary.append(MaskedMaxPool(name="max_pool")(sequence, mask=mask))
+    hidden = keras.layers.Concatenate(name="summary")(summary) if len(summary) > 1 else context
+    hidden = keras.layers.Dropout(hparams.head_dropout)(hidden)
+    probability = keras.layers.Dense(1, activation="sigmoid", dtype="float32",
+                                     name="probability")(hidden)
+    return keras.Model(token_ids, probability, name="bilstm_attention")
+
+
+def explainer_model(classifier: keras.Model) -> keras.Model:
+    """Same layers and weights; outputs (probability, attention weights)."""
+    weights = classifier.get_layer(ATTENTION_LAYER).output[1]
+    return keras.Model(classifier.input, [classifier.output, weights], name="explainer")
+
+
+def compile_model(model: keras.Model, hparams: TrainerConfig, total_steps: int) -> None:
+    """AdamW with linear warm-up then cosine decay, and gradient-norm clipping."""
+    warmup = max(1, int(hparams.warmup_fraction * total_steps))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0, decay_steps=max(1, total_steps - warmup),
+        warmup_target=hparams.learning_rate, warmup_steps=warmup)
+    optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=hparams.weight_decay,
+                                       clipnorm=hparams.clipnorm)
+    model.compile(optimizer=optimizer, loss=keras.losses.BinaryCrossentropy(),
+                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy"),
+                           keras.metrics.AUC(name="auc")])
+
+
+def custom_objects() -> Dict[str, type]:
+    return {cls.__name__: cls for cls in (BahdanauAttention, TrimPadding, WordDropout, MaskedMaxPool)}

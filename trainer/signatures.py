@@ -1,0 +1,125 @@
+"""The exported SavedModel and its signatures (raw text in, transform inside).
+
+- `serving_default`: serialized tf.Examples (`examples`; only `text` is
+  required) → `probability` [batch], P(review is positive). TFMA uses it.
+- `transform_features`: serialized tf.Examples → transformed features.
+- `explain`: raw review strings (`text` [batch]) → `probability`, `tokens`
+  (what the model saw, "" = padding) and `attention` (one weight per token).
+- `classify`: TF Serving Classify API shape: `inputs` (serialized
+  tf.Examples) → `classes` [batch, 2] and `scores` [batch, 2]; its method
+  name is set to `tensorflow/serving/classify` after saving.
+
+The model is exported from a float32 twin that carries the trained weights,
+so a model trained with mixed precision serves in float32 on any CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from tensorflow.core.protobuf import saved_model_pb2
+
+from imdb_sentiment.pipeline.config import TrainerConfig
+from . import features, preprocessing
+from .model import build_model, explainer_model
+
+SERVING_SIGNATURE = "serving_default"
+TRANSFORM_SIGNATURE = "transform_features"
+EXPLAIN_SIGNATURE = "explain"
+CLASSIFY_SIGNATURE = "classify"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+
+
+def _examples_spec(name: str) -> tf.TensorSpec:
+    return tf.TensorSpec(shape=[None], dtype=tf.string, name=name)
+
+
+def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
+                     hparams: TrainerConfig) -> Dict[str, tf.types.experimental.ConcreteFunction]:
+    """Concrete functions for every signature; `model` gains a `tft_layer`."""
+    model.tft_layer = tft_output.transform_features_layer()
+    explainer = explainer_model(model)
+    model.explainer = explainer
+    raw_spec = tft_output.raw_feature_spec()
+    text_only_spec = {features.TEXT: raw_spec[features.TEXT]}
+
+    def probability_of(raw_features: Dict[str, tf.Tensor]) -> tf.Tensor:
+        transformed = model.tft_layer(raw_features)
+        return tf.reshape(model(transformed[features.TOKEN_IDS], training=False), [-1])
+
+    @tf.function(input_signature=[_examples_spec("examples")])
+    def serve_examples(examples):
+        parsed = tf.io.parse_example(examples, text_only_spec)
+        return {"probability": probability_of(parsed)}
+
+    @tf.function(input_signature=[_examples_spec("examples")])
+    def transform_features(examples):
+        parsed = tf.io.parse_example(examples, raw_spec)
+        return model.tft_layer(parsed)
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="text")])
+    def explain(text):
+        raw = {features.TEXT: tf.reshape(text, [-1, 1])}
+        token_ids = model.tft_layer(raw)[features.TOKEN_IDS]
+        probability, attention = explainer(token_ids, training=False)
+        tokens = preprocessing.tokenize(text, hparams.max_sequence_length)
+        width = tf.shape(attention)[1]
+        tokens = tokens[:, :width].to_tensor(default_value="", shape=[None, width])
+        return {"probability": tf.reshape(probability, [-1]), "tokens": tokens,
+                "attention": attention}
+
+    @tf.function(input_signature=[_examples_spec("inputs")])
+    def classify(inputs):
+        parsed = tf.io.parse_example(inputs, text_only_spec)
+        positive = probability_of(parsed)
+        scores = tf.stack([1.0 - positive, positive], axis=1)
+        classes = tf.tile(tf.constant([list(features.CLASS_NAMES)]), [tf.shape(scores)[0], 1])
+        return {"classes": classes, "scores": scores}
+
+    return {
+        SERVING_SIGNATURE: serve_examples.get_concrete_function(),
+        TRANSFORM_SIGNATURE: transform_features.get_concrete_function(),
+        EXPLAIN_SIGNATURE: explain.get_concrete_function(),
+        CLASSIFY_SIGNATURE: classify.get_concrete_function(),
+    }
+
+
+def float32_twin(trained: keras.Model, hparams: TrainerConfig, vocabulary_size: int) -> keras.Model:
+    """A float32 copy of `trained` (which may have used mixed precision)."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        twin = build_model(hparams, vocabulary_size)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    twin.set_weights(trained.get_weights())
+    return twin
+
+
+def set_method_name(export_dir: str, signature: str, method_name: str) -> None:
+    """Rewrites one signature's method name in saved_model.pb.
+
+    tf.saved_model always writes `tensorflow/serving/predict`; TF Serving's
+    Classify API only accepts signatures marked `tensorflow/serving/classify`.
+    """
+    path = os.path.join(export_dir, "saved_model.pb")
+    saved_model = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(path, "rb") as handle:
+        saved_model.ParseFromString(handle.read())
+    for meta_graph in saved_model.meta_graphs:
+        meta_graph.signature_def[signature].method_name = method_name
+    with tf.io.gfile.GFile(path, "wb") as handle:
+        handle.write(saved_model.SerializeToString())
+
+
+def export_serving_model(trained: keras.Model, tft_output: tft.TFTransformOutput,
+                         hparams: TrainerConfig, vocabulary_size: int, export_dir: str) -> None:
+    """Writes the SavedModel TF Serving, TFMA and `imdb-pipeline predict` load."""
+    model = float32_twin(trained, hparams, vocabulary_size)
+    signatures = build_signatures(model, tft_output, hparams)
+    model.save(export_dir, save_format="tf", signatures=signatures, include_optimizer=False)
+    set_method_name(export_dir, CLASSIFY_SIGNATURE, CLASSIFY_METHOD)

@@ -1,0 +1,148 @@
+"""Training: datasets, devices, the fit loop and TFX's `run_fn`.
+
+`run_fn` only adapts TFX's FnArgs; `make_dataset`, `train` and
+`export_serving_model` work on plain file patterns and configs, so they can
+be used (and benchmarked) outside a pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+
+from imdb_sentiment.pipeline.config import TrainerConfig
+from . import features
+from .model import build_model, compile_model
+from .signatures import export_serving_model
+
+HISTORY_FILE = "training_history.json"
+
+
+def bucket_boundaries(max_length: int, buckets: int) -> List[int]:
+    """Evenly spaced length boundaries in (1, max_length]."""
+    step = max(1, max_length // max(1, buckets))
+    return [b for b in range(step, max_length, step)][: max(0, buckets - 1)] or [max_length]
+
+
+def make_dataset(file_pattern: Any, feature_spec: Dict[str, Any], hparams: TrainerConfig,
+                 training: bool) -> Tuple[tf.data.Dataset, int]:
+    """Batches of (token_ids, label), grouped by review length.
+
+    Grouping by length, with the model trimming each batch to its longest
+    review, is what makes the LSTM fast: a batch of short reviews runs few
+    steps. Returns the dataset and the number of examples.
+    """
+    files = tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else [
+        f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
+    if not files:
+        raise ValueError(f"No transformed examples match {file_pattern}")
+    spec = {key: feature_spec[key] for key in (features.TOKEN_IDS, features.LABEL)}
+    dataset = tf.data.TFRecordDataset(sorted(files), compression_type="GZIP")
+    dataset = dataset.map(lambda record: tf.io.parse_single_example(record, spec),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(lambda example: (example[features.TOKEN_IDS],
+                                           tf.cast(tf.reshape(example[features.LABEL], []),
+                                                   tf.float32))).cache()
+    count = int(dataset.reduce(0, lambda total, _: total + 1).numpy())
+    if training:
+        dataset = dataset.shuffle(min(count, hparams.shuffle_buffer), seed=hparams.seed,
+                                  reshuffle_each_iteration=True)
+    boundaries = bucket_boundaries(hparams.max_sequence_length, hparams.bucket_count)
+    dataset = dataset.bucket_by_sequence_length(
+        element_length_func=lambda ids, _: tf.reduce_sum(
+            tf.cast(tf.not_equal(ids, features.PAD_ID), tf.int32)),
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[hparams.batch_size] * (len(boundaries) + 1))
+    return dataset.prefetch(tf.data.AUTOTUNE), count
+
+
+def distribution_strategy() -> tf.distribute.Strategy:
+    """Mirrored across several GPUs; the default (one device) otherwise."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def configure_precision(hparams: TrainerConfig) -> str:
+    """Sets the Keras dtype policy: float16 compute only where it pays (GPU)."""
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    mode = hparams.mixed_precision
+    if mode not in ("auto", "on", "off"):
+        raise ValueError(f"mixed_precision must be auto, on or off, got {mode!r}")
+    policy = "mixed_float16" if mode == "on" or (mode == "auto" and has_gpu) else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+class ProgressLogger(keras.callbacks.Callback):
+    """One log line per epoch: metrics, seconds, examples per second."""
+
+    def __init__(self, train_examples: int):
+        super().__init__()
+        self.train_examples = train_examples
+        self.epochs: List[Dict[str, float]] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._start
+        record = {"epoch": epoch + 1, "seconds": round(seconds, 1),
+                  "examples_per_second": round(self.train_examples / seconds, 1),
+                  **{k: round(float(v), 4) for k, v in (logs or {}).items()}}
+        self.epochs.append(record)
+        logging.info("Trainer epoch %s", json.dumps(record))
+
+
+def train(hparams: TrainerConfig, train_dataset: tf.data.Dataset, eval_dataset: tf.data.Dataset,
+          train_examples: int, vocabulary_size: int,
+          log_dir: Optional[str] = None) -> Tuple[keras.Model, Dict[str, Any]]:
+    """Fits the classifier; keeps the weights of the best eval epoch."""
+    keras.utils.set_random_seed(hparams.seed)
+    policy = configure_precision(hparams)
+    steps_per_epoch = -(-train_examples // hparams.batch_size)
+    with distribution_strategy().scope():
+        model = build_model(hparams, vocabulary_size)
+        compile_model(model, hparams, total_steps=steps_per_epoch * hparams.epochs)
+    progress = ProgressLogger(train_examples)
+    callbacks: List[keras.callbacks.Callback] = [
+        progress,
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
+                                      patience=hparams.early_stopping_patience,
+                                      restore_best_weights=True),
+    ]
+    if log_dir:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"))
+    start = time.perf_counter()
+    model.fit(train_dataset, validation_data=eval_dataset, epochs=hparams.epochs,
+              callbacks=callbacks, verbose=0)
+    best = max(progress.epochs, key=lambda e: e.get("val_accuracy", 0.0)) if progress.epochs else {}
+    history = {"policy": policy, "seconds": round(time.perf_counter() - start, 1),
+               "train_examples": train_examples, "epochs": progress.epochs, "best_epoch": best}
+    return model, history
+
+
+def run_fn(fn_args) -> None:
+    """TFX Trainer entry point (referenced by dotted path)."""
+    hparams = TrainerConfig.from_custom_config(fn_args.custom_config)
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    vocabulary_size = tft_output.vocabulary_size_by_name(features.VOCABULARY)
+    feature_spec = tft_output.transformed_feature_spec()
+    train_dataset, train_examples = make_dataset(fn_args.train_files, feature_spec, hparams, True)
+    eval_dataset, eval_examples = make_dataset(fn_args.eval_files, feature_spec, hparams, False)
+    logging.info("Trainer: %d train / %d eval examples, vocabulary %d, %s", train_examples,
+                 eval_examples, vocabulary_size, json.dumps(hparams.__dict__))
+    model, history = train(hparams, train_dataset, eval_dataset, train_examples, vocabulary_size,
+                           log_dir=fn_args.model_run_dir)
+    export_serving_model(model, tft_output, hparams, vocabulary_size, fn_args.serving_model_dir)
+    history.update(eval_examples=eval_examples, vocabulary_size=vocabulary_size)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as handle:
+        handle.write(json.dumps(history, indent=2))
