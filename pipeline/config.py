@@ -67,14 +67,22 @@ class TrainerConfig:
     #: Forces the CPU-kernel LSTM even on a GPU (for debugging only).
     force_generic_lstm: bool = False
 
-    def to_custom_config(self, code_fingerprint: str = "") -> Dict[str, Any]:
-        """The JSON-able dict handed to Transform and Trainer.
+    #: The hyperparameters TF Transform reads; the rest only concern the Trainer.
+    TRANSFORM_FIELDS = ("vocab_size", "min_frequency", "max_sequence_length")
 
-        `code_fingerprint` changes whenever the trainer package's source does,
-        which changes the components' execution properties and so defeats
-        TFX's cache (which otherwise ignores code referenced by dotted path).
+    def to_custom_config(self, code_fingerprint: str = "") -> Dict[str, Any]:
+        """The JSON-able dict handed to the Trainer.
+
+        `code_fingerprint` changes whenever the code the component runs does,
+        which changes its execution properties and so defeats TFX's cache
+        (which otherwise ignores code referenced by dotted path).
         """
         return {"hparams": dataclasses.asdict(self), "code_fingerprint": code_fingerprint}
+
+    def to_transform_custom_config(self, code_fingerprint: str = "") -> Dict[str, Any]:
+        """Like `to_custom_config`, restricted to what Transform depends on."""
+        hparams = {name: getattr(self, name) for name in self.TRANSFORM_FIELDS}
+        return {"hparams": hparams, "code_fingerprint": code_fingerprint}
 
     @classmethod
     def from_custom_config(cls, custom_config: Optional[Mapping[str, Any]]) -> "TrainerConfig":
@@ -164,15 +172,17 @@ def profile_config(profile: str, **changes: Any) -> PipelineConfig:
     return dataclasses.replace(config, **changes)
 
 
-def source_fingerprint(*package_dirs: Path) -> str:
-    """A short hash of every .py file under the given directories.
+def source_fingerprint(*paths: Path) -> str:
+    """A short hash of the given .py files (directories: every .py below).
 
     Used as an execution property so that editing trainer code reruns
-    Transform/Trainer instead of serving a cached, stale model.
+    Transform/Trainer instead of serving a cached, stale model. Paths are
+    hashed relative to their parent, so the hash is machine-independent.
     """
     digest = hashlib.sha256()
-    for package_dir in package_dirs:
-        for path in sorted(Path(package_dir).rglob("*.py")):
-            digest.update(path.relative_to(package_dir).as_posix().encode())
-            digest.update(path.read_bytes())
+    for path in paths:
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for file in files:
+            digest.update(file.relative_to(path.parent).as_posix().encode())
+            digest.update(file.read_bytes())
     return digest.hexdigest()[:16]

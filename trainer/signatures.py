@@ -68,7 +68,8 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
         probability, attention = explainer(token_ids, training=False)
         tokens = preprocessing.tokenize(text, hparams.max_sequence_length)
         width = tf.shape(attention)[1]
-        tokens = tokens[:, :width].to_tensor(default_value="", shape=[None, width])
+        tokens = tokens.to_tensor(default_value="")[:, :width]
+        tokens = tf.pad(tokens, [[0, 0], [0, width - tf.shape(tokens)[1]]], constant_values="")
         return {"probability": tf.reshape(probability, [-1]), "tokens": tokens,
                 "attention": attention}
 

@@ -1,0 +1,78 @@
+"""A Pusher executor whose pushes TF Serving sees whole or not at all.
+
+TFX's filesystem Pusher copies straight into `<base>/<unix time>/`, so a
+crash mid-copy leaves a half-written version directory that TF Serving will
+try to load, and two pushes in one second collide. This executor copies into
+a hidden staging directory (TF Serving only loads all-digit names), then
+renames it into place; versions always increase. The rename is atomic on
+POSIX filesystems; on object stores (no atomic rename) `saved_model.pb` is
+still copied last, as TFX does, so a reader never sees a graph without its
+variables.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Dict, List
+
+from tfx import types
+from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.io import fileio
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils, proto_utils
+
+STAGING_PREFIX = ".staging-"
+
+
+def existing_versions(base_directory: str) -> List[int]:
+    if not fileio.exists(base_directory):
+        return []
+    return sorted(int(name.rstrip("/")) for name in fileio.listdir(base_directory)
+                  if name.rstrip("/").isdigit())
+
+
+def next_version(base_directory: str) -> int:
+    """Unix time, or one more than the newest version if that is not later."""
+    versions = existing_versions(base_directory)
+    return max(int(time.time()), versions[-1] + 1 if versions else 0)
+
+
+def publish_model(model_path: str, base_directory: str) -> str:
+    """Copies a SavedModel to `<base>/<new version>/` atomically; returns it."""
+    fileio.makedirs(base_directory)
+    for name in fileio.listdir(base_directory):  # leftovers of an interrupted push
+        if name.startswith(STAGING_PREFIX):
+            fileio.rmtree(os.path.join(base_directory, name))
+    version = next_version(base_directory)
+    staging = os.path.join(base_directory, f"{STAGING_PREFIX}{version}")
+    io_utils.copy_dir(model_path, staging, deny_regex_patterns=[r"saved_model\.pb"])
+    io_utils.copy_file(os.path.join(model_path, "saved_model.pb"),
+                       os.path.join(staging, "saved_model.pb"))
+    destination = os.path.join(base_directory, str(version))
+    fileio.rename(staging, destination)
+    return destination
+
+
+class AtomicPusherExecutor(pusher_executor.Executor):
+    """Pushes blessed models with `publish_model`; otherwise as TFX does."""
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],
+           output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        model_push = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+        if not self.CheckBlessing(input_dict):
+            self._MarkNotPushed(model_push)
+            return
+        destination_proto = pusher_pb2.PushDestination()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY],
+                                  destination_proto)
+        if destination_proto.WhichOneof("destination") != "filesystem":
+            raise ValueError("AtomicPusherExecutor only pushes to a filesystem destination")
+        model_path = self.GetModelPath(input_dict)
+        destination = publish_model(model_path, destination_proto.filesystem.base_directory)
+        io_utils.copy_dir(model_path, model_push.uri)
+        self._MarkPushed(model_push, pushed_destination=destination,
+                         pushed_version=os.path.basename(destination))

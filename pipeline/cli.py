@@ -1,0 +1,253 @@
+"""`imdb-pipeline`: run the pipeline locally, query and explain a model.
+
+Exit status (stable, for scripts):
+  0  success (for `run`: a model was blessed and pushed)
+  1  unexpected failure (traceback in the log file)
+  2  usage error, or input data that cannot be used (message says why)
+  3  `run` finished but the model was not blessed, so nothing was pushed
+  4  the pipeline home is in use by another run
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from . import config as config_lib
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_NOT_BLESSED, EXIT_LOCKED = 0, 1, 2, 3, 4
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"imdb-pipeline: error: {message}\n")
+
+
+def _parse_overrides(pairs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    """`--set trainer.epochs=3` style overrides, typed by the dataclass field."""
+    overrides: Dict[str, Dict[str, Any]] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or section not in ("ingestion", "trainer", "evaluation"):
+            raise ValueError(f"--set expects SECTION.NAME=VALUE with SECTION in ingestion, "
+                             f"trainer, evaluation; got {pair!r}")
+        default = getattr(config_lib.PipelineConfig(), section)
+        if name not in {f.name for f in dataclasses.fields(default)}:
+            raise ValueError(f"--set: {section} has no field {name!r}")
+        current = getattr(default, name)
+        if isinstance(current, bool):
+            value: Any = raw.lower() in ("1", "true", "yes", "on")
+        elif isinstance(current, int):
+            value = int(raw)
+        elif isinstance(current, float):
+            value = float(raw)
+        else:
+            value = raw
+        overrides.setdefault(section, {})[name] = value
+    return overrides
+
+
+def build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
+    """Profile, then environment, then flags: the one config of this run."""
+    config = config_lib.profile_config(args.profile)
+    data = args.data if args.data is not None else os.environ.get("IMDB_DATA", "")
+    changes: Dict[str, Any] = {"data": data, "enable_cache": not args.no_cache}
+    if args.beam_arg:
+        changes["beam_pipeline_args"] = tuple(args.beam_arg)
+    for section, values in _parse_overrides(args.set or []).items():
+        changes[section] = dataclasses.replace(getattr(config, section), **values)
+    return config.replace(**changes)
+
+
+def _print_summary(record: Dict[str, Any], terminal) -> None:
+    write = lambda text="": terminal.write(text + "\n")  # noqa: E731
+    write()
+    write(f"Run {'finished' if record['succeeded'] else 'FAILED'} in {record['seconds']:.0f}s "
+          f"(profile {record['profile']})")
+    for component in record["components"]:
+        seconds = component["seconds"]
+        write(f"  {component['component']:<32} {component['status']:<9} "
+              f"{'' if seconds is None else f'{seconds:7.1f}s'}")
+    for split, slices in (record.get("metrics") or {}).items():
+        overall = slices.get("overall", {})
+        shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                          for k, v in overall.items())
+        write(f"  {split} metrics: {shown}")
+    if record.get("blessed") is not None:
+        write(f"  blessed: {'yes' if record['blessed'] else 'no'} ({record.get('blessing_reason')})")
+    write(f"  pushed model: {record.get('pushed_model') or 'none'}")
+    write(f"  log: {record['log_file']}")
+    terminal.flush()
+
+
+def command_run(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from imdb_sentiment.components.imdb_data import DataError
+
+    from .local_runner import (HomeLayout, RunLockedError, home_lock, output_to_log,
+                               run_pipeline)
+
+    try:
+        config = build_config(args)
+    except ValueError as error:
+        _error(str(error))
+        return EXIT_BAD_INPUT
+    home = Path(args.home).expanduser().resolve()
+    layout = HomeLayout(home)
+    log_path = layout.logs_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    if config.data and "://" not in config.data:
+        config = config.replace(data=str(Path(config.data).expanduser().resolve()))
+    try:
+        with home_lock(home):
+            print(f"imdb-pipeline: profile {config.profile}, home {home}\n"
+                  f"  data: {config.data or 'official download'}\n  log: {log_path}", flush=True)
+            with output_to_log(log_path) as terminal:
+                try:
+                    record = run_pipeline(config, home, terminal, log_path)
+                except BaseException as error:  # noqa: BLE001
+                    record = json.loads(layout.last_run.read_text()) if layout.last_run.exists() else None
+                    if record is not None:
+                        _print_summary(record, terminal)
+                    raise _Failed(error) from error
+                _print_summary(record, terminal)
+    except RunLockedError as error:
+        _error(str(error))
+        return EXIT_LOCKED
+    except _Failed as failed:
+        error = _root_cause(failed.error, DataError)
+        if isinstance(error, DataError):
+            _error(f"bad input data: {error}")
+            return EXIT_BAD_INPUT
+        if isinstance(failed.error, KeyboardInterrupt):
+            _error("interrupted; run the same command again to resume (completed components are cached)")
+            return 130
+        _error(f"{type(failed.error).__name__}: {failed.error}\n  (traceback in {log_path})")
+        return EXIT_FAILURE
+    if not record.get("pushed_model"):
+        _error(f"the model was not blessed, nothing was pushed: {record.get('blessing_reason')}")
+        return EXIT_NOT_BLESSED
+    return EXIT_OK
+
+
+class _Failed(Exception):
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _root_cause(error: BaseException, wanted: type) -> BaseException:
+    """The first exception of type `wanted` in the cause/context chain, else `error`."""
+    seen = error
+    while seen is not None:
+        if isinstance(seen, wanted):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return error
+
+
+def _read_reviews(args: argparse.Namespace) -> List[str]:
+    reviews = list(args.reviews)
+    if not reviews or reviews == ["-"]:
+        reviews = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not reviews:
+        raise ValueError("no reviews given (pass them as arguments or one per line on stdin)")
+    return reviews
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from . import serving_client
+
+    try:
+        reviews = _read_reviews(args)
+        model = serving_client.load(args.model)
+    except (ValueError, FileNotFoundError) as error:
+        _error(str(error))
+        return EXIT_BAD_INPUT
+    for review, probability in zip(reviews, serving_client.predict(model, reviews)):
+        label = "positive" if probability >= 0.5 else "negative"
+        preview = review if len(review) <= 60 else review[:57] + "..."
+        if args.json:
+            print(json.dumps({"label": label, "probability": round(probability, 6), "review": review}))
+        else:
+            print(f"{label}\t{probability:.4f}\t{preview}")
+    return EXIT_OK
+
+
+def command_explain(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from . import explain as explain_lib
+    from . import serving_client
+
+    try:
+        reviews = _read_reviews(args)
+        model = serving_client.load(args.model)
+    except (ValueError, FileNotFoundError) as error:
+        _error(str(error))
+        return EXIT_BAD_INPUT
+    explanations = serving_client.explain(model, reviews)
+    out = Path(args.out)
+    if out.suffix.lower() == ".png":
+        explain_lib.write_png(explanations, out)
+    else:
+        explain_lib.write_html(explanations, out)
+    for item in explanations:
+        top = ", ".join(f"{t} {w:.3f}" for t, w in item.top_tokens(5))
+        print(f"{item.label}\t{item.probability:.4f}\ttop tokens: {top}")
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imdb-pipeline", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the TFX pipeline locally (Beam + SQLite metadata)")
+    run.add_argument("--data", default=None,
+                     help="aclImdb archive (.tar.gz), extracted folder or URL; default $IMDB_DATA, "
+                          "else the official download (checksum-verified)")
+    run.add_argument("--home", default="pipeline_home",
+                     help="directory for artifacts, metadata, pushed models and logs")
+    run.add_argument("--profile", choices=config_lib.PROFILES, default="full")
+    run.add_argument("--set", action="append", metavar="SECTION.NAME=VALUE",
+                     help="override one config value, e.g. trainer.epochs=2 (repeatable)")
+    run.add_argument("--beam-arg", action="append", metavar="ARG",
+                     help="Beam pipeline argument (repeatable); default: multi-process direct runner")
+    run.add_argument("--no-cache", action="store_true", help="rerun every component")
+    run.set_defaults(handler=command_run)
+
+    for name, handler, help_text in (
+            ("predict", command_predict, "label reviews with an exported or pushed model"),
+            ("explain", command_explain, "show which words the model attended to")):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--model", required=True,
+                         help="SavedModel directory, or a serving dir holding numbered versions")
+        sub.add_argument("reviews", nargs="*", help="review texts; none or '-' reads stdin, one per line")
+        if name == "predict":
+            sub.add_argument("--json", action="store_true", help="one JSON object per line")
+        else:
+            sub.add_argument("--out", required=True, help="output file: .html page or .png image")
+        sub.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = make_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Runs the pipeline on this machine: LocalDagRunner, Beam, SQLite metadata.
+
+The terminal shows one line per component (and per training epoch); all
+other output, TensorFlow's and Beam workers' included, goes to
+`<home>/logs/run-<time>.log`. At the end `<home>/last_run.json` records what
+happened, whether the run succeeded or not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import logging
+import os
+import re
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, TextIO
+
+from absl import logging as absl_logging
+
+from .config import PipelineConfig
+
+LAST_RUN_FILE = "last_run.json"
+LOCK_FILE = ".run.lock"
+DEFAULT_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
+
+_COMPONENT_EVENT = re.compile(r"^Component (\S+) is (running|finished)\.$")
+_EPOCH_EVENT = re.compile(r"^Trainer epoch (\{.*\})$")
+
+
+class RunLockedError(RuntimeError):
+    """Another run holds the home directory."""
+
+
+@dataclasses.dataclass
+class HomeLayout:
+    """Where a local run keeps everything, under one directory."""
+
+    home: Path
+
+    @property
+    def pipeline_root(self) -> Path:
+        return self.home / "tfx"
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.home / "metadata.sqlite"
+
+    @property
+    def serving_dir(self) -> Path:
+        return self.home / "serving"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def last_run(self) -> Path:
+        return self.home / LAST_RUN_FILE
+
+
+def configure_for_home(config: PipelineConfig, home: Path) -> PipelineConfig:
+    """The config with every location under `home`."""
+    layout = HomeLayout(home)
+    return config.replace(pipeline_root=str(layout.pipeline_root),
+                          serving_dir=str(layout.serving_dir),
+                          download_cache_dir=str(layout.cache_dir))
+
+
+class ComponentProgress(logging.Handler):
+    """Turns TFX's 'Component X is running/finished.' log lines into progress."""
+
+    def __init__(self, terminal: TextIO, total: int):
+        super().__init__(level=logging.INFO)
+        self.terminal, self.total = terminal, total
+        self.started: Dict[str, float] = {}
+        self.seconds: Dict[str, float] = {}
+        self.current: Optional[str] = None
+
+    def _say(self, text: str) -> None:
+        self.terminal.write(text + "\n")
+        self.terminal.flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad log record must not kill the run
+            return
+        match = _COMPONENT_EVENT.match(message)
+        if match:
+            node, event = match.groups()
+            if event == "running":
+                self.current = node
+                self.started[node] = time.perf_counter()
+                self._say(f"[{len(self.started)}/{self.total}] {node} ...")
+            else:
+                self.seconds[node] = round(time.perf_counter() - self.started.get(node, time.perf_counter()), 1)
+                self.current = None
+                self._say(f"      {node} done in {self.seconds[node]:.1f}s")
+            return
+        match = _EPOCH_EVENT.match(message)
+        if match:
+            epoch = json.loads(match.group(1))
+            self._say(f"      epoch {epoch['epoch']}: loss {epoch.get('loss', float('nan')):.4f}, "
+                      f"accuracy {epoch.get('accuracy', float('nan')):.4f}, "
+                      f"eval accuracy {epoch.get('val_accuracy', float('nan')):.4f} "
+                      f"({epoch['seconds']:.0f}s, {epoch['examples_per_second']:.0f} reviews/s)")
+
+
+@contextlib.contextmanager
+def home_lock(home: Path) -> Iterator[None]:
+    """Holds an exclusive lock on `home` for the duration of a run."""
+    home.mkdir(parents=True, exist_ok=True)
+    handle = open(home / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RunLockedError(f"{home} is in use by a running pipeline ({holder}); wait for it to "
+                             "finish or use another --home") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+@contextlib.contextmanager
+def output_to_log(log_path: Path) -> Iterator[TextIO]:
+    """Sends fds 1/2 and Python logging to `log_path`; yields the terminal.
+
+    Redirecting the file descriptors (not just sys.stdout) also captures
+    TensorFlow's C++ logging and the Beam worker processes, which inherit them.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    terminal = os.fdopen(os.dup(1), "w")
+    log_file = open(log_path, "a", buffering=1)
+    os.dup2(log_file.fileno(), 1)
+    os.dup2(log_file.fileno(), 2)
+    file_handler = logging.StreamHandler(log_file)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(file_handler)
+    root.setLevel(logging.INFO)
+    # Through absl's flag, not logger.setLevel: TF's SavedModel export saves and
+    # restores the flag's verbosity, which would clobber a level set directly.
+    previous_verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.INFO)
+    try:
+        yield terminal
+    finally:
+        root.removeHandler(file_handler)
+        root.setLevel(previous_level)
+        absl_logging.set_verbosity(previous_verbosity)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved_out, 1)
+        os.dup2(saved_err, 2)
+        os.close(saved_out)
+        os.close(saved_err)
+        log_file.close()
+        terminal.flush()
+
+
+def sqlite_connection_config(path: Path):
+    from tfx import v1 as tfx
+
+    return tfx.orchestration.metadata.sqlite_metadata_connection_config(str(path))
+
+
+def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
+                 log_path: Path) -> Dict[str, Any]:
+    """Runs the pipeline and returns the run record (also written to last_run.json).
+
+    The record is written even when a component fails; the exception is then
+    re-raised for the CLI to report.
+    """
+    # Imported here so that `imdb-pipeline --help` stays fast.
+    from tfx import v1 as tfx
+
+    from imdb_sentiment.components.imdb_example_gen import local_data_fingerprint
+    from . import run_summary
+    from .pipeline import COMPONENT_IDS, create_pipeline
+
+    layout = HomeLayout(home)
+    config = configure_for_home(config, home)
+    connection = sqlite_connection_config(layout.metadata_path)
+    pipeline = create_pipeline(
+        config, data_fingerprint=local_data_fingerprint(config.data),
+        metadata_connection_config=connection,
+        beam_pipeline_args=config.beam_pipeline_args or DEFAULT_BEAM_ARGS)
+    progress = ComponentProgress(terminal, total=len(COMPONENT_IDS))
+    logging.getLogger().addHandler(progress)
+    started_ms = int(time.time() * 1000)
+    started = time.perf_counter()
+    error: Optional[BaseException] = None
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised
+        error = exc
+        logging.error("Pipeline failed:\n%s", traceback.format_exc())
+    finally:
+        logging.getLogger().removeHandler(progress)
+
+    reader = run_summary.MetadataReader(connection, config.pipeline_name)
+    components: List[Dict[str, Any]] = []
+    for node_id in COMPONENT_IDS:
+        state = run_summary.execution_state(reader, node_id, started_ms)
+        if state is None and node_id == progress.current:
+            state = "failed"
+        components.append({"component": node_id, "status": state or "not run",
+                           "seconds": progress.seconds.get(node_id)})
+    record: Dict[str, Any] = {
+        "profile": config.profile,
+        "succeeded": error is None,
+        "error": None if error is None else f"{type(error).__name__}: {error}",
+        "seconds": round(time.perf_counter() - started, 1),
+        "log_file": str(log_path),
+        "components": components,
+    }
+    try:
+        record.update(run_summary.model_summary(reader, started_ms))
+    except Exception as summary_error:  # noqa: BLE001 - never lose the record
+        logging.error("Could not summarise the run: %s", traceback.format_exc())
+        record["summary_error"] = str(summary_error)
+    record["config"] = json.loads(config.to_json())
+    layout.last_run.write_text(json.dumps(record, indent=2))
+    if error is not None:
+        raise error
+    return record
