@@ -17,6 +17,7 @@ Failure policy (documented in the README):
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import os
 import re
@@ -103,21 +104,34 @@ def _decode(raw: bytes, name: str, report: ReadReport) -> Optional[str]:
 
 
 def _iter_tarball(path: Path, report: ReadReport) -> Iterator[Review]:
+    """Streams reviews out of a (gzipped) tarball without extracting it.
+
+    Decompression goes through our own GzipFile, drained after the last
+    member: tarfile's stream mode alone stops silently at a truncated gzip
+    stream, while GzipFile raises on a missing end marker or a bad CRC.
+    """
     try:
-        with tarfile.open(path, mode="r|*") as archive:
-            for member in archive:
-                if not member.isfile():
-                    continue
-                parsed = _classify_member(member.name, report)
-                if parsed is None:
-                    continue
-                handle = archive.extractfile(member)
-                text = _decode(handle.read() if handle else b"", member.name, report)
-                if text is None:
-                    continue
-                split, label_dir, number, rating = parsed
-                yield Review(f"{split}/{label_dir}/{number}", split, text, LABELS[label_dir], rating)
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
+        with open(path, "rb") as raw:
+            compressed = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+            with tarfile.open(fileobj=stream, mode="r|") as archive:
+                for member in archive:
+                    if not member.isfile():
+                        continue
+                    parsed = _classify_member(member.name, report)
+                    if parsed is None:
+                        continue
+                    handle = archive.extractfile(member)
+                    text = _decode(handle.read() if handle else b"", member.name, report)
+                    if text is None:
+                        continue
+                    split, label_dir, number, rating = parsed
+                    yield Review(f"{split}/{label_dir}/{number}", split, text,
+                                 LABELS[label_dir], rating)
+            while stream.read(1 << 20):
+                pass
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as error:
         raise DataError(f"{path}: the archive is corrupt or truncated ({error})") from error
 
 

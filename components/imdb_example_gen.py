@@ -83,7 +83,7 @@ def write_splits(output_uri: str, data: str, cache_dir: str, eval_percent: int,
             for i in range(shards)]
         positives = 0
         for index, (_, review) in enumerate(records):
-            writers[index % shards].write(review_to_example(review).SerializeToString())
+            writers[index % shards].write(review_to_example(review).SerializeToString(deterministic=True))
             positives += review.label
         for writer in writers:
             writer.close()

@@ -1,0 +1,64 @@
+"""Shared fixtures: small aclImdb-shaped archives and the real training data."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+from typing import Dict, Optional
+
+import pytest
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REAL_DATA_ENV = "IMDB_TRAIN_ARCHIVE"
+REAL_DATA_DEFAULT = REPO_ROOT.parent / "shared" / "data" / "aclImdb_train.tar.gz"
+
+POSITIVE = ["A brilliant, moving film.<br /><br />Loved every minute!",
+            "Wonderful acting and a great story; highly recommended.",
+            "One of the best movies I have seen this year. Superb."]
+NEGATIVE = ["The worst film ever. A complete waste of time.",
+            "Boring, dull and badly acted.<br />Avoid it.",
+            "Terrible plot, awful dialogue; I walked out."]
+
+
+def make_members(count: int = 20, test_split: bool = False, unsup: bool = False) -> Dict[str, bytes]:
+    """Archive members in the official layout: aclImdb/<split>/<label>/<id>_<rating>.txt."""
+    members: Dict[str, bytes] = {"aclImdb/README": b"fixture", "aclImdb/imdb.vocab": b"the\n"}
+    splits = ["train"] + (["test"] if test_split else [])
+    for split in splits:
+        for i in range(count):
+            members[f"aclImdb/{split}/pos/{i}_{7 + i % 4}.txt"] = POSITIVE[i % 3].encode()
+            members[f"aclImdb/{split}/neg/{i}_{1 + i % 4}.txt"] = NEGATIVE[i % 3].encode()
+    if unsup:
+        members["aclImdb/train/unsup/0_0.txt"] = b"no label here"
+    return members
+
+
+def write_archive(path: Path, members: Dict[str, bytes], truncate_to: Optional[int] = None) -> Path:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    payload = buffer.getvalue()
+    path.write_bytes(payload if truncate_to is None else payload[:truncate_to])
+    return path
+
+
+@pytest.fixture
+def small_archive(tmp_path: Path) -> Path:
+    return write_archive(tmp_path / "aclImdb_small.tar.gz", make_members())
+
+
+def real_data_path() -> Path:
+    """The real training archive, or a skip that says where it was looked for."""
+    path = Path(os.environ.get(REAL_DATA_ENV, REAL_DATA_DEFAULT))
+    if not path.exists():
+        pytest.skip(f"real IMDB data not found at {path} (set {REAL_DATA_ENV} to the "
+                    "aclImdb training archive to run this test)")
+    return path

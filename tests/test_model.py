@@ -1,0 +1,121 @@
+"""Attention layer, model shapes, cuDNN eligibility and device configuration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from imdb_sentiment.pipeline.config import TrainerConfig, profile_config
+from imdb_sentiment.trainer import features, train
+from imdb_sentiment.trainer.attention import BahdanauAttention
+from imdb_sentiment.trainer.model import (LSTM_LAYER, TrimPadding, build_model, cudnn_ineligibility,
+                                          explainer_model)
+
+HPARAMS = TrainerConfig(vocab_size=50, embedding_dim=8, lstm_units=4, attention_units=4,
+                        max_sequence_length=10)
+
+
+def test_attention_weights_sum_to_one_and_ignore_padding():
+    layer = BahdanauAttention(6)
+    values = tf.random.normal([3, 7, 5])
+    query = tf.random.normal([3, 5])
+    mask = tf.constant([[1] * 7, [1] * 4 + [0] * 3, [1] + [0] * 6]) > 0
+    context, weights = layer(values, query, mask=mask)
+    assert context.shape == (3, 5) and weights.shape == (3, 7)
+    np.testing.assert_allclose(tf.reduce_sum(weights, axis=1).numpy(), 1.0, atol=1e-5)
+    assert np.all(weights.numpy()[~mask.numpy()] == 0.0)
+    np.testing.assert_allclose(context[2].numpy(), values[2, 0].numpy(), atol=1e-5)
+
+
+def test_attention_score_is_the_additive_formula():
+    layer = BahdanauAttention(3)
+    values, query = tf.random.normal([2, 4, 5]), tf.random.normal([2, 5])
+    _, weights = layer(values, query)
+    w1 = layer.key_projection.kernel
+    w2, b2 = layer.query_projection.kernel, layer.query_projection.bias
+    v = layer.score.kernel
+    scores = tf.squeeze(tf.tanh(values @ w1 + (query @ w2 + b2)[:, None, :]) @ v, -1)
+    np.testing.assert_allclose(weights.numpy(), tf.nn.softmax(scores, axis=1).numpy(), atol=1e-5)
+
+
+def test_trim_padding_cuts_to_the_longest_row_but_never_to_zero():
+    ids = tf.constant([[5, 6, 0, 0, 0], [7, 0, 0, 0, 0]], tf.int64)
+    assert TrimPadding()(ids).shape == (2, 2)
+    assert TrimPadding()(tf.zeros([2, 5], tf.int64)).shape == (2, 1)
+
+
+def test_model_shapes_and_explainer_share_weights():
+    model = build_model(HPARAMS, vocabulary_size=50)
+    ids = tf.constant([[3, 4, 5, 0, 0, 0], [9, 0, 0, 0, 0, 0]], tf.int64)
+    probability = model(ids)
+    assert probability.shape == (2, 1)
+    assert np.all((probability.numpy() >= 0) & (probability.numpy() <= 1))
+    explainer = explainer_model(model)
+    same, attention = explainer(ids)
+    np.testing.assert_allclose(same.numpy(), probability.numpy(), atol=1e-6)
+    assert attention.shape == (2, 3)  # trimmed to the longest review
+    np.testing.assert_allclose(attention.numpy().sum(axis=1), 1.0, atol=1e-5)
+    assert attention.numpy()[1, 1:].max() == 0.0
+
+
+def test_padding_does_not_change_the_prediction():
+    model = build_model(HPARAMS, vocabulary_size=50)
+    short = model(tf.constant([[3, 4, 5]], tf.int64))
+    padded = model(tf.constant([[3, 4, 5, 0, 0, 0, 0, 0]], tf.int64))
+    in_batch = model(tf.constant([[3, 4, 5, 0, 0], [1, 2, 3, 4, 5]], tf.int64))[:1]
+    np.testing.assert_allclose(short.numpy(), padded.numpy(), atol=1e-6)
+    np.testing.assert_allclose(short.numpy(), in_batch.numpy(), atol=1e-6)
+
+
+def test_default_lstm_is_cudnn_eligible_and_relu_is_not():
+    model = build_model(profile_config("full").trainer, vocabulary_size=100)
+    bidirectional = model.get_layer(LSTM_LAYER)
+    for lstm in (bidirectional.forward_layer, bidirectional.backward_layer):
+        assert cudnn_ineligibility(lstm) == []
+    notebook_lstm = keras.layers.LSTM(8, recurrent_activation="relu", recurrent_dropout=0.1)
+    assert cudnn_ineligibility(notebook_lstm) == ["recurrent_activation=relu", "recurrent_dropout=0.1"]
+
+
+def test_mixed_precision_policy_follows_the_devices():
+    try:
+        assert train.configure_precision(TrainerConfig(mixed_precision="auto")) == "float32"  # no GPU here
+        assert train.configure_precision(TrainerConfig(mixed_precision="on")) == "mixed_float16"
+        model = build_model(HPARAMS, vocabulary_size=50)
+        assert model.get_layer("embedding").compute_dtype == "float16"
+        assert model.output.dtype == tf.float32  # sigmoid output stays float32
+        with pytest.raises(ValueError):
+            train.configure_precision(TrainerConfig(mixed_precision="maybe"))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_distribution_strategy_is_default_on_one_device():
+    assert not isinstance(train.distribution_strategy(), tf.distribute.MirroredStrategy)
+
+
+def test_bucket_boundaries_cover_the_sequence_length():
+    assert train.bucket_boundaries(400, 8) == [50, 100, 150, 200, 250, 300, 350]
+    assert train.bucket_boundaries(64, 1) == [64]
+
+
+def test_model_learns_a_separable_toy_task():
+    """A real (tiny) fit: token 3 means positive, token 4 negative."""
+    rng = np.random.default_rng(0)
+    rows, labels = [], []
+    for _ in range(256):
+        label = int(rng.integers(0, 2))
+        length = int(rng.integers(2, 9))
+        row = list(rng.integers(5, 40, size=length))
+        row[int(rng.integers(0, length))] = 3 if label else 4
+        rows.append(row + [0] * (10 - length))
+        labels.append(label)
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (np.array(rows, np.int64), np.array(labels, np.float32))).batch(32)
+    hparams = TrainerConfig(vocab_size=50, embedding_dim=16, lstm_units=8, attention_units=8,
+                            max_sequence_length=10, epochs=8, learning_rate=1e-2, head_dropout=0.0,
+                            embedding_dropout=0.0, early_stopping_patience=8)
+    model, history = train.train(hparams, dataset, dataset, 256, vocabulary_size=50)
+    assert history["best_epoch"]["val_accuracy"] > 0.9
+    assert [e["epoch"] for e in history["epochs"]][0] == 1

@@ -1,0 +1,86 @@
+"""preprocessing_fn through real TF Transform analysis (Beam, in memory)."""
+
+from __future__ import annotations
+
+import tempfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from imdb_sentiment.pipeline.config import TrainerConfig
+from imdb_sentiment.trainer import features, preprocessing
+
+RAW_SPEC = {features.TEXT: tf.io.FixedLenFeature([1], tf.string),
+            features.LABEL: tf.io.FixedLenFeature([1], tf.int64)}
+
+
+def normalize(text: str) -> str:
+    return preprocessing.normalize(tf.constant([text])).numpy()[0].decode()
+
+
+def test_normalize_lowercases_strips_html_and_splits_punctuation():
+    assert normalize("Great MOVIE!<br /><br />Don't miss it.") == "great movie ! don't miss it ."
+    assert normalize("7/10, (really)") == "7 / 10 , ( really )"
+    assert normalize("ÉCLATANT <i>film</i>") == "éclatant film"
+
+
+@pytest.mark.parametrize("text", ["", "   ", "<br /><br />", "\n\t"])
+def test_empty_reviews_become_one_token(text):
+    assert normalize(text) == features.EMPTY_TOKEN
+
+
+def test_tokenize_keeps_the_end_of_long_reviews():
+    tokens = preprocessing.tokenize(tf.constant(["a b c d e f"]), max_length=3)
+    assert [t.decode() for t in tokens[0].numpy()] == ["d", "e", "f"]
+
+
+@pytest.fixture(scope="module")
+def transformed():
+    """Analyse a tiny corpus once; return (outputs, vocabulary) for the tests."""
+    hparams = TrainerConfig(vocab_size=4, min_frequency=2, max_sequence_length=5)
+    corpus = ["good good good film", "bad bad bad film", "good film", "bad film",
+              "one two three four five six seven good", "", "rare"]
+    rows = [{features.TEXT: [t.encode()], features.LABEL: [i % 2]} for i, t in enumerate(corpus)]
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_SPEC))
+    with tempfile.TemporaryDirectory() as temp_dir, tft_beam.Context(temp_dir=temp_dir):
+        (outputs, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: preprocessing.preprocessing_fn(
+                inputs, hparams.to_transform_custom_config()))
+        vocab_dir = tempfile.mkdtemp()
+        _ = transform_fn | tft_beam.WriteTransformFn(vocab_dir)
+    vocabulary = tft.TFTransformOutput(vocab_dir).vocabulary_by_name(features.VOCABULARY)
+    return outputs, [v.decode() for v in vocabulary], hparams
+
+
+def test_vocabulary_is_top_k_with_min_frequency(transformed):
+    _, vocabulary, hparams = transformed
+    assert len(vocabulary) <= hparams.vocab_size
+    assert vocabulary[0] == "good"  # 5 occurrences; film and bad have 4 each
+    assert set(vocabulary[:3]) == {"good", "film", "bad"}
+    assert "rare" not in vocabulary  # seen once, below min_frequency
+
+
+def test_ids_are_shifted_padded_right_and_oov_bucketed(transformed):
+    outputs, vocabulary, hparams = transformed
+    oov = features.oov_id(len(vocabulary))
+    ids = {i: list(row[features.TOKEN_IDS]) for i, row in enumerate(outputs)}
+    for row in ids.values():
+        assert len(row) == hparams.max_sequence_length
+    good, film = vocabulary.index("good") + 1, vocabulary.index("film") + 1
+    assert ids[2] == [good, film, 0, 0, 0]  # right padding with 0
+    # Truncation keeps the last 5 of 8 tokens: four five six seven good.
+    assert ids[4] == [oov, oov, oov, oov, good]
+    assert ids[6] == [oov, 0, 0, 0, 0]  # unknown word
+    assert ids[5] == [oov, 0, 0, 0, 0]  # empty review -> <empty> (OOV), never all padding
+    assert all(row[0] != features.PAD_ID for row in ids.values())
+    assert min(min(r) for r in ids.values()) >= 0 and max(max(r) for r in ids.values()) <= oov
+
+
+def test_label_passes_through(transformed):
+    outputs, _, _ = transformed
+    assert [int(np.asarray(row[features.LABEL]).reshape(-1)[0]) for row in outputs] == [
+        i % 2 for i in range(len(outputs))]
