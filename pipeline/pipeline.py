@@ -48,7 +48,11 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                        tfma.SlicingSpec(feature_keys=[evaluation.slice_feature])],
         metrics_specs=[tfma.MetricsSpec(metrics=[
             tfma.MetricConfig(class_name="ExampleCount"),
-            tfma.MetricConfig(class_name="BinaryAccuracy", threshold=accuracy_threshold),
+            # Gate on the overall slice only: per-rating slices are small and
+            # one-class, and a plain `threshold` would apply to every slice.
+            tfma.MetricConfig(class_name="BinaryAccuracy", per_slice_thresholds=[
+                tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
+                                             threshold=accuracy_threshold)]),
             tfma.MetricConfig(class_name="AUC"),
             tfma.MetricConfig(class_name="Precision"),
             tfma.MetricConfig(class_name="Recall"),

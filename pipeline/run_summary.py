@@ -110,10 +110,20 @@ def blessing_reason(evaluation_uri: str, blessed: bool) -> str:
         return "passed every threshold (accuracy floor and no regression against the last blessed model)"
     failures = []
     for slice_result in validation.metric_validations_per_slice:
+        keys = slice_result.slice_key.single_slice_keys
+        where = "overall" if not keys else ",".join(
+            f"{k.column}={k.int64_value or k.bytes_value.decode() or k.float_value}" for k in keys)
         for failure in slice_result.failures:
-            failures.append(f"{failure.metric_key.name}"
-                            f"{' change vs baseline' if failure.metric_key.is_diff else ''}: "
-                            f"{failure.message or failure.metric_value}")
+            value = failure.metric_value.double_value.value
+            threshold = failure.metric_threshold
+            if failure.metric_key.is_diff:
+                bound = threshold.change_threshold.absolute.value
+                failures.append(f"{failure.metric_key.name} changed by {value:+.4f} against the "
+                                f"last blessed model on {where} (allowed: {bound:+.4f})")
+            else:
+                bound = threshold.value_threshold.lower_bound.value
+                failures.append(f"{failure.metric_key.name} {value:.4f} on {where} is below "
+                                f"the lower bound {bound:.4f}")
     return "failed: " + "; ".join(failures) if failures else "failed validation"
 
 

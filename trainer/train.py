@@ -31,36 +31,45 @@ def bucket_boundaries(max_length: int, buckets: int) -> List[int]:
     return [b for b in range(step, max_length, step)][: max(0, buckets - 1)] or [max_length]
 
 
-def make_dataset(file_pattern: Any, feature_spec: Dict[str, Any], hparams: TrainerConfig,
-                 training: bool) -> Tuple[tf.data.Dataset, int]:
-    """Batches of (token_ids, label), grouped by review length.
+def batch_by_length(examples: tf.data.Dataset, count: int, hparams: TrainerConfig,
+                    training: bool) -> tf.data.Dataset:
+    """Batches (token_ids, label) pairs, grouping reviews of similar length.
 
     Grouping by length, with the model trimming each batch to its longest
     review, is what makes the LSTM fast: a batch of short reviews runs few
-    steps. Returns the dataset and the number of examples.
+    steps instead of `max_sequence_length`.
     """
-    files = tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else [
-        f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
-    if not files:
-        raise ValueError(f"No transformed examples match {file_pattern}")
-    spec = {key: feature_spec[key] for key in (features.TOKEN_IDS, features.LABEL)}
-    dataset = tf.data.TFRecordDataset(sorted(files), compression_type="GZIP")
-    dataset = dataset.map(lambda record: tf.io.parse_single_example(record, spec),
-                          num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.map(lambda example: (example[features.TOKEN_IDS],
-                                           tf.cast(tf.reshape(example[features.LABEL], []),
-                                                   tf.float32))).cache()
-    count = int(dataset.reduce(0, lambda total, _: total + 1).numpy())
     if training:
-        dataset = dataset.shuffle(min(count, hparams.shuffle_buffer), seed=hparams.seed,
-                                  reshuffle_each_iteration=True)
+        examples = examples.shuffle(min(count, hparams.shuffle_buffer), seed=hparams.seed,
+                                    reshuffle_each_iteration=True)
     boundaries = bucket_boundaries(hparams.max_sequence_length, hparams.bucket_count)
-    dataset = dataset.bucket_by_sequence_length(
+    examples = examples.bucket_by_sequence_length(
         element_length_func=lambda ids, _: tf.reduce_sum(
             tf.cast(tf.not_equal(ids, features.PAD_ID), tf.int32)),
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[hparams.batch_size] * (len(boundaries) + 1))
-    return dataset.prefetch(tf.data.AUTOTUNE), count
+    return examples.prefetch(tf.data.AUTOTUNE)
+
+
+def make_dataset(file_pattern: Any, feature_spec: Dict[str, Any], hparams: TrainerConfig,
+                 training: bool) -> Tuple[tf.data.Dataset, int]:
+    """Transformed examples (gzipped TFRecords) as length-grouped batches.
+
+    Returns the dataset and the number of examples.
+    """
+    patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
+    files = sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
+    if not files:
+        raise ValueError(f"No transformed examples match {file_pattern}")
+    spec = {key: feature_spec[key] for key in (features.TOKEN_IDS, features.LABEL)}
+    examples = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    examples = examples.map(lambda record: tf.io.parse_single_example(record, spec),
+                            num_parallel_calls=tf.data.AUTOTUNE)
+    examples = examples.map(lambda example: (
+        example[features.TOKEN_IDS],
+        tf.cast(tf.reshape(example[features.LABEL], []), tf.float32))).cache()
+    count = int(examples.reduce(0, lambda total, _: total + 1).numpy())
+    return batch_by_length(examples, count, hparams, training), count
 
 
 def distribution_strategy() -> tf.distribute.Strategy:

@@ -1,0 +1,42 @@
+# Two commands for a fresh clone:  make run  and  make test.
+# Both create the virtual environment first if it is missing or stale.
+
+PYTHON_310 := $(firstword $(wildcard /root/.pyenv/versions/3.10.*/bin/python) $(shell command -v python3.10))
+PYTHON ?= $(PYTHON_310)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The training archive this workspace provides; override with DATA=... or --data in ARGS.
+DATA ?= $(wildcard ../shared/data/aclImdb_train.tar.gz)
+HOME_DIR ?= pipeline_home
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: run test test-fast venv benchmarks clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.10 not found (TFX 1.16 needs 3.9-3.10); set PYTHON=..."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip==24.2"
+	$(BIN)/pip install --quiet --constraint constraints.txt --editable ".[test]"
+	@touch $@
+
+# The full pipeline on the full training set (flags in ARGS win over the defaults).
+run: $(STAMP)
+	IMDB_DATA="$(DATA)" $(BIN)/imdb-pipeline run --profile full --home $(HOME_DIR) $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+# Everything but the tests that run a real pipeline (seconds, not minutes).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -ra -m "not slow" $(PYTEST_ARGS)
+
+benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/serving_latency.py --help >/dev/null
+	@echo "See README 'Benchmarks' for the commands (they take minutes to hours; CI does not run them)."
+
+clean:
+	rm -rf $(VENV) $(HOME_DIR) .pytest_cache

@@ -1,0 +1,112 @@
+"""Shared benchmark plumbing: the pipeline's split and tokenisation, in memory.
+
+Benchmarks read the archive directly (same hash split as ImdbExampleGen, same
+`normalize` as the Transform graph) so they can vary the vocabulary, the
+sequence length and the padding side, which the pipeline fixes per run.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from imdb_sentiment.components import imdb_data  # noqa: E402
+from imdb_sentiment.pipeline.config import IngestionConfig  # noqa: E402
+from imdb_sentiment.trainer import features, preprocessing  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "aclImdb_train.tar.gz"
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
+
+Split = Tuple[List[List[str]], np.ndarray]
+
+
+def machine_info() -> Dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
+                                capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = ""
+    return {"cpu": cpu, "cores": str(os.cpu_count()), "python": platform.python_version(),
+            "tensorflow": tf.__version__, "commit": commit,
+            "gpus": str(len(tf.config.list_physical_devices("GPU")))}
+
+
+def tokenize(texts: Sequence[str], batch: int = 2048) -> List[List[str]]:
+    """The Transform graph's normalisation and split, untruncated."""
+    tokens: List[List[str]] = []
+    for start in range(0, len(texts), batch):
+        normalized = preprocessing.normalize(tf.constant(list(texts[start:start + batch]))).numpy()
+        tokens.extend(line.decode().split(" ") for line in normalized)
+    return tokens
+
+
+def load_splits(data: Path, sample_percent: int = 100) -> Tuple[Split, Split]:
+    """(train, eval) token lists and labels, split exactly as the pipeline does."""
+    ingestion = IngestionConfig(sample_percent=sample_percent)
+    texts: Dict[str, List[str]] = {"train": [], "eval": []}
+    labels: Dict[str, List[int]] = {"train": [], "eval": []}
+    for review in imdb_data.iter_reviews(data, imdb_data.ReadReport()):
+        if not imdb_data.in_sample(review, ingestion.sample_percent, ingestion.split_salt):
+            continue
+        split = imdb_data.assign_split(review, ingestion.eval_percent, ingestion.split_salt)
+        if split in texts:
+            texts[split].append(review.text)
+            labels[split].append(review.label)
+    return tuple((tokenize(texts[s]), np.array(labels[s], np.float32)) for s in ("train", "eval"))
+
+
+def build_vocabulary(token_lists: Sequence[Sequence[str]], size: int, min_frequency: int) -> Dict[str, int]:
+    """Token → id (1..V), most frequent first, as TF Transform's top-k."""
+    counts = collections.Counter(t for tokens in token_lists for t in tokens)
+    kept = [t for t, c in sorted(counts.items(), key=lambda tc: (-tc[1], tc[0])) if c >= min_frequency]
+    return {token: i + 1 for i, token in enumerate(kept[:size])}
+
+
+def encode(token_lists: Sequence[Sequence[str]], vocabulary: Dict[str, int], max_length: int,
+           padding: str = "post") -> np.ndarray:
+    """Ids of the last `max_length` tokens; 0-padded on the `padding` side."""
+    oov = features.oov_id(len(vocabulary))
+    out = np.zeros((len(token_lists), max_length), np.int64)
+    for row, tokens in enumerate(token_lists):
+        ids = [vocabulary.get(t, oov) for t in tokens[-max_length:]]
+        if padding == "post":
+            out[row, :len(ids)] = ids
+        else:
+            out[row, max_length - len(ids):] = ids
+    return out
+
+
+def write_result(name: str, payload: Dict) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps({"machine": machine_info(), **payload}, indent=2))
+    return path
+
+
+def table(rows: Sequence[Dict], columns: Sequence[str]) -> str:
+    widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(str(r.get(c, "")).ljust(w) for c, w in zip(columns, widths)) for r in rows]
+    return "\n".join(lines)

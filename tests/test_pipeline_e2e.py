@@ -1,0 +1,145 @@
+"""The whole pipeline, run for real by the CLI on a ~4% sample of the real reviews.
+
+One run (module fixture) is shared by the assertions; two more runs against
+the same home check the cache and the not-blessed path. Signatures are
+checked with TensorFlow's own loader and `saved_model_cli`: TF Serving
+itself cannot be installed on these machines, so no model server is started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from imdb_sentiment.pipeline import serving_client
+from conftest import real_data_path
+
+pytestmark = pytest.mark.slow
+
+REVIEWS = ["An absolutely brilliant film, I loved it.", "The worst movie ever made. A waste.",
+           "", "   ", "x", "<br /><br />", "素晴らしい映画 🎬🍿", "word " * 20000]
+
+
+def run_cli(home: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "imdb_sentiment.pipeline.cli", "run", "--profile", "smoke",
+               "--data", str(real_data_path()), "--home", str(home), *extra]
+    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    home = tmp_path_factory.mktemp("pipeline_home")
+    result = run_cli(home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return home, result, json.loads((home / "last_run.json").read_text())
+
+
+def test_every_component_completed_and_the_summary_says_so(first_run):
+    home, result, record = first_run
+    statuses = {c["component"]: c["status"] for c in record["components"]}
+    assert set(statuses.values()) == {"complete"}, statuses
+    assert len(statuses) == 9
+    assert all(c["seconds"] is not None for c in record["components"])
+    for component in statuses:  # live progress named every component
+        assert f"] {component} ..." in result.stdout
+    assert "Trainer: " not in result.stdout  # TF/TFX log lines stay in the log file
+    assert Path(record["log_file"]).exists() and "Component Trainer is finished" in Path(
+        record["log_file"]).read_text()
+    assert record["blessed"] is True and "passed" in record["blessing_reason"]
+    overall = record["metrics"]["eval"]["overall"]
+    assert overall["example_count"] > 100
+    for metric in ("binary_accuracy", "auc", "precision", "recall"):
+        assert 0.0 <= overall[metric] <= 1.0
+    assert any(name.startswith("rating=") for name in record["metrics"]["eval"])
+    assert record["ingestion"]["splits"]["train"]["reviews"] > 500
+    assert record["training"]["epochs"]
+
+
+def test_pushed_model_is_in_tf_serving_layout_and_scores_reviews(first_run):
+    _, _, record = first_run
+    pushed = Path(record["pushed_model"])
+    assert pushed.parent.name == "imdb_sentiment" and pushed.name.isdigit()
+    assert (pushed / "saved_model.pb").exists() and (pushed / "variables").is_dir()
+    assert not [p for p in pushed.parent.iterdir() if p.name.startswith(".")]  # no staging left
+    model = tf.saved_model.load(str(pushed))
+    examples = serving_client.serialize_reviews(REVIEWS)
+    probability = model.signatures["serving_default"](examples=examples)["probability"].numpy()
+    assert probability.shape == (len(REVIEWS),)
+    assert np.all(np.isfinite(probability)) and np.all((probability >= 0) & (probability <= 1))
+
+
+def test_explain_and_classify_agree_with_serving_default(first_run):
+    _, _, record = first_run
+    model = tf.saved_model.load(record["pushed_model"])
+    examples = serving_client.serialize_reviews(REVIEWS)
+    reference = model.signatures["serving_default"](examples=examples)["probability"].numpy()
+    explained = model.signatures["explain"](text=tf.constant(REVIEWS))
+    np.testing.assert_allclose(explained["probability"].numpy(), reference, atol=1e-5)
+    attention, tokens = explained["attention"].numpy(), explained["tokens"].numpy()
+    np.testing.assert_allclose(attention.sum(axis=1), 1.0, atol=1e-4)
+    assert np.all(attention[tokens == b""] == 0.0)  # padding gets no weight
+    assert [t for t in tokens[0] if t][:3] == [b"an", b"absolutely", b"brilliant"]
+    classified = model.signatures["classify"](inputs=examples)
+    np.testing.assert_allclose(classified["scores"].numpy()[:, 1], reference, atol=1e-5)
+    assert classified["classes"].numpy()[0].tolist() == [b"negative", b"positive"]
+    transformed = model.signatures["transform_features"](examples=examples)
+    assert transformed["token_ids"].shape[0] == len(REVIEWS)
+
+
+def test_saved_model_cli_sees_four_signatures_and_the_classify_method(first_run):
+    _, _, record = first_run
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    shown = subprocess.run([str(cli), "show", "--dir", record["pushed_model"], "--all"],
+                           capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    for signature in ("serving_default", "transform_features", "explain", "classify"):
+        assert f"signature_def['{signature}']" in shown.stdout
+    classify_block = shown.stdout.split("signature_def['classify']")[1].split("signature_def[")[0]
+    assert "Method name is: tensorflow/serving/classify" in classify_block
+    assert "inputs['inputs']" in classify_block and "outputs['scores']" in classify_block
+
+
+def test_model_loads_and_scores_with_no_gpu_visible(first_run):
+    """The exported graph must not need a GPU kernel (e.g. CudnnRNN) to run."""
+    _, _, record = first_run
+    script = ("import sys, tensorflow as tf\n"
+              "assert not tf.config.list_physical_devices('GPU')\n"
+              "from imdb_sentiment.pipeline import serving_client as c\n"
+              "m = c.load(sys.argv[1])\n"
+              "p = c.predict(m, ['great film', 'awful film'])\n"
+              "assert len(p) == 2 and all(0 <= x <= 1 for x in p), p\n"
+              "print('ok')\n")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1"}
+    result = subprocess.run([sys.executable, "-c", script, record["pushed_model"]], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
+
+
+def test_second_run_reuses_the_cache_and_pushes_a_newer_version(first_run):
+    home, _, first = first_run
+    result = run_cli(home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = json.loads((home / "last_run.json").read_text())
+    statuses = {c["component"]: c["status"] for c in record["components"]}
+    for component in ("ImdbExampleGen", "StatisticsGen", "Transform", "Trainer"):
+        assert statuses[component] == "cached", statuses
+    assert int(Path(record["pushed_model"]).name) > int(Path(first["pushed_model"]).name)
+
+
+def test_model_below_the_accuracy_floor_is_not_pushed(first_run):
+    home, _, _ = first_run
+    serving = home / "serving" / "imdb_sentiment"
+    before = sorted(p.name for p in serving.iterdir())
+    result = run_cli(home, "--set", "evaluation.accuracy_lower_bound=0.999")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "not blessed" in result.stderr and "binary_accuracy" in result.stderr
+    record = json.loads((home / "last_run.json").read_text())
+    assert record["blessed"] is False and record["pushed_model"] is None
+    assert sorted(p.name for p in serving.iterdir()) == before  # previous model untouched
