@@ -209,12 +209,28 @@ def download(url: str, cache_dir: Path, expected: Optional[Dict[str, str]] = Non
             os.remove(partial)
 
 
+def stage_remote(uri: str, cache_dir: Path) -> Path:
+    """Copies an archive from object storage (gs://, s3://, ...) to `cache_dir`."""
+    import tensorflow as tf  # only for its filesystems; the rest stays plain Python
+
+    if not tf.io.gfile.exists(uri):
+        raise DataError(f"{uri}: no such object")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = cache_dir / Path(urllib.parse.urlparse(uri).path).name
+    partial = cache_dir / f".{target.name}.part"
+    tf.io.gfile.copy(uri, str(partial), overwrite=True)
+    os.replace(partial, target)
+    return target
+
+
 def resolve_source(data: str, cache_dir: Path) -> Path:
     """A local archive or directory for `data` (a path, a URL, or "")."""
     if not data:
         return download(OFFICIAL_URL, cache_dir)
     if re.match(r"^https?://", data):
         return download(data, cache_dir)
+    if re.match(r"^[a-z][a-z0-9+.-]*://", data):
+        return stage_remote(data, cache_dir)
     path = Path(data).expanduser()
     if not path.exists():
         raise DataError(f"{data}: no such file or directory")

@@ -209,6 +209,37 @@ def command_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _kubeflow_runner():
+    """kubeflow/runner.py, loaded by path (kubeflow/ is deliberately not a package)."""
+    import importlib.util
+
+    candidates = [os.environ.get("IMDB_KUBEFLOW_DIR"), Path(__file__).resolve().parents[1] / "kubeflow"]
+    for directory in filter(None, candidates):
+        path = Path(directory) / "runner.py"
+        if path.exists():
+            spec = importlib.util.spec_from_file_location("imdb_sentiment_kubeflow_runner", path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module  # dataclasses look their module up there
+            spec.loader.exec_module(module)
+            return module
+    raise FileNotFoundError("kubeflow/runner.py not found: run from a source checkout "
+                            "(pip install -e .) or set IMDB_KUBEFLOW_DIR")
+
+
+KUBEFLOW_COMMANDS = ("compile", "submit", "schedule")
+
+
+def command_kubeflow(argv: Sequence[str]) -> int:
+    """Hands `compile|submit|schedule ...` to kubeflow/runner.py unchanged."""
+    _quiet_tensorflow()
+    try:
+        runner = _kubeflow_runner()
+    except FileNotFoundError as error:
+        _error(str(error))
+        return EXIT_BAD_INPUT
+    return runner.main(list(argv))
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imdb-pipeline", description=__doc__,
@@ -241,10 +272,18 @@ def make_parser() -> argparse.ArgumentParser:
         else:
             sub.add_argument("--out", required=True, help="output file: .html page or .png image")
         sub.set_defaults(handler=handler)
+    for name, help_text in (("compile", "write the Kubeflow Pipelines spec (.yaml KFP, .json Vertex)"),
+                            ("submit", "compile, upload and start a run on Kubeflow Pipelines"),
+                            ("schedule", "create or update a recurring run on Kubeflow Pipelines")):
+        # Listed for --help; main() hands these to kubeflow/runner.py before parsing.
+        commands.add_parser(name, help=f"{help_text}; '{name} --help' for its flags")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in KUBEFLOW_COMMANDS:
+        return command_kubeflow(argv)
     args = make_parser().parse_args(argv)
     return args.handler(args)
 

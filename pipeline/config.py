@@ -61,6 +61,9 @@ class TrainerConfig:
     bucket_count: int = 8
     shuffle_buffer: int = 25000
     seed: int = 42
+    # --- Serving ---
+    #: Request batches run in length-sorted chunks of this many reviews.
+    serving_chunk_size: int = 64
     # --- Devices ---
     #: "auto" uses float16 compute only when a GPU is present.
     mixed_precision: str = "auto"

@@ -119,3 +119,15 @@ def test_model_learns_a_separable_toy_task():
     model, history = train.train(hparams, dataset, dataset, 256, vocabulary_size=50)
     assert history["best_epoch"]["val_accuracy"] > 0.9
     assert [e["epoch"] for e in history["epochs"]][0] == 1
+
+
+def test_predict_by_length_matches_the_plain_model_in_request_order():
+    from imdb_sentiment.trainer.signatures import predict_by_length
+
+    model = build_model(HPARAMS, vocabulary_size=50)
+    ids = tf.constant([[3, 4, 5, 6, 7, 8], [9, 0, 0, 0, 0, 0], [3, 4, 0, 0, 0, 0],
+                       [5, 5, 5, 5, 5, 0], [7, 0, 0, 0, 0, 0]], tf.int64)
+    chunked = tf.function(lambda x: predict_by_length(model, x, chunk_size=2))
+    expected = tf.reshape(model(ids), [-1]).numpy()
+    np.testing.assert_allclose(chunked(ids).numpy(), expected, atol=1e-6)
+    assert chunked(tf.zeros([0, 6], tf.int64)).shape == (0,)

@@ -49,7 +49,7 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
 
     def probability_of(raw_features: Dict[str, tf.Tensor]) -> tf.Tensor:
         transformed = model.tft_layer(raw_features)
-        return tf.reshape(model(transformed[features.TOKEN_IDS], training=False), [-1])
+        return predict_by_length(model, transformed[features.TOKEN_IDS], hparams.serving_chunk_size)
 
     @tf.function(input_signature=[_examples_spec("examples")])
     def serve_examples(examples):
@@ -87,6 +87,27 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
         EXPLAIN_SIGNATURE: explain.get_concrete_function(),
         CLASSIFY_SIGNATURE: classify.get_concrete_function(),
     }
+
+
+def predict_by_length(model: keras.Model, token_ids: tf.Tensor, chunk_size: int) -> tf.Tensor:
+    """P(positive) [batch], running the batch in chunks of similar length.
+
+    A request batch mixes short and long reviews; run as one, every review
+    pays for the longest. Sorted by length and cut into chunks, each chunk
+    is trimmed (by the model) to its own longest review; results are put
+    back in request order.
+    """
+    lengths = tf.reduce_sum(tf.cast(tf.not_equal(token_ids, features.PAD_ID), tf.int32), axis=1)
+    order = tf.argsort(lengths, stable=True)
+    ordered_ids = tf.gather(token_ids, order)
+    size = tf.shape(token_ids)[0]
+    chunks = (size + chunk_size - 1) // chunk_size
+    results = tf.TensorArray(tf.float32, size=chunks, infer_shape=False,
+                             element_shape=tf.TensorShape([None]))
+    for index in tf.range(chunks):
+        chunk = ordered_ids[index * chunk_size:(index + 1) * chunk_size]
+        results = results.write(index, tf.reshape(model(chunk, training=False), [-1]))
+    return tf.scatter_nd(order[:, tf.newaxis], results.concat(), [size])
 
 
 def float32_twin(trained: keras.Model, hparams: TrainerConfig, vocabulary_size: int) -> keras.Model:

@@ -1,0 +1,105 @@
+"""Serving latency of an exported model on CPU, raw text in (transform included).
+
+Loads the SavedModel with TensorFlow (as TF Serving's runtime would) and
+times the `serving_default` signature on serialized tf.Examples:
+- one review of median length (eval split), repeated: p50 / p90 / p99 ms;
+- batches of 256 eval reviews: reviews per second (median over batches).
+The `explain` signature (raw strings in) is timed the same way for reference.
+
+  python benchmarks/serving_latency.py --model pipeline_home/serving/imdb_sentiment
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import common  # noqa: F401  (sets TF env before TensorFlow loads)
+import numpy as np
+import tensorflow as tf
+
+from imdb_sentiment.components import imdb_data
+from imdb_sentiment.pipeline import serving_client
+from imdb_sentiment.pipeline.config import IngestionConfig
+
+
+def eval_reviews(data: Path) -> List[str]:
+    ingestion = IngestionConfig()
+    return [r.text for r in imdb_data.iter_reviews(data, imdb_data.ReadReport())
+            if imdb_data.assign_split(r, ingestion.eval_percent, ingestion.split_salt) == "eval"]
+
+
+def timings_ms(call: Callable[[], object], repeats: int, warmup: int = 10) -> List[float]:
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def percentiles(samples: List[float]) -> Dict[str, float]:
+    return {f"p{q}": round(float(np.percentile(samples, q)), 2) for q in (50, 90, 99)}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="SavedModel dir or serving dir")
+    parser.add_argument("--data", type=Path, default=common.DEFAULT_DATA)
+    parser.add_argument("--repeats", type=int, default=300)
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args(argv)
+
+    model_dir = serving_client.resolve_model_dir(args.model)
+    model = tf.saved_model.load(str(model_dir))
+    serve = model.signatures["serving_default"]
+    explain = model.signatures["explain"]
+    reviews = eval_reviews(args.data)
+    by_length = sorted(reviews, key=lambda r: len(r.split()))
+    median_review = by_length[len(by_length) // 2]
+
+    single = serving_client.serialize_reviews([median_review])
+    single_ms = timings_ms(lambda: serve(examples=single), args.repeats)
+    single_text = tf.constant([median_review])
+    explain_ms = timings_ms(lambda: explain(text=single_text), args.repeats)
+
+    rng = np.random.default_rng(0)
+    throughputs = []
+    batches = [serving_client.serialize_reviews(list(rng.choice(reviews, args.batch_size)))
+               for _ in range(args.batches)]
+    serve(examples=batches[0])  # warm-up
+    for batch in batches:
+        start = time.perf_counter()
+        serve(examples=batch)
+        throughputs.append(args.batch_size / (time.perf_counter() - start))
+
+    rows = [
+        {"case": f"serving_default, 1 review ({len(median_review.split())} words, median)",
+         **percentiles(single_ms)},
+        {"case": "explain (raw text), 1 review", **percentiles(explain_ms)},
+        {"case": f"serving_default, batch {args.batch_size}: reviews/s (median of {args.batches})",
+         "p50": round(statistics.median(throughputs), 1)},
+    ]
+    print(f"model: {model_dir}")
+    print(common.table(rows, ["case", "p50", "p90", "p99"]))
+    path = common.write_result("serving", {
+        "model": model_dir.name, "median_review_words": len(median_review.split()),
+        "single_review_ms": percentiles(single_ms), "explain_single_ms": percentiles(explain_ms),
+        "batch_size": args.batch_size,
+        "batch_reviews_per_second": {"median": round(statistics.median(throughputs), 1),
+                                     "min": round(min(throughputs), 1)},
+    })
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""Kubeflow side, tested up to its boundaries; no cluster is involved anywhere.
+
+- The compiled spec is checked with KFP's own SDK loader.
+- The container entrypoint runs a real TFX executor (StatisticsGen) on an
+  executor-input JSON shaped like the open-source KFP v2 launcher's, in this
+  process's environment instead of a pod.
+- `schedule` talks HTTP to a fake KFP API server on 127.0.0.1 that records
+  the requests: the real kfp.Client builds and sends them.
+- The manifests are parsed as Kubernetes objects; Docker is not available
+  here, so the image itself is not built.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import importlib.util
+import json
+import os
+import re
+import socket
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import yaml
+
+from conftest import REPO_ROOT, make_members, write_archive
+
+KUBEFLOW_DIR = REPO_ROOT / "kubeflow"
+TARGET_ARGS = ["--image", "registry.example.com/imdb-sentiment:1.0",
+               "--pipeline-root", "gs://bucket/tfx", "--data", "gs://bucket/aclImdb_v1.tar.gz",
+               "--serving-dir", "gs://bucket/serving"]
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"kubeflow_{name}", KUBEFLOW_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+runner = load_script("runner")
+entrypoint = load_script("entrypoint")
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    out = tmp_path_factory.mktemp("kfp")
+    yaml_path, json_path = out / "pipeline.yaml", out / "pipeline.json"
+    assert runner.main(["compile", "--output", str(yaml_path), *TARGET_ARGS,
+                        "--node-selector", "cloud.google.com/gke-accelerator=nvidia-tesla-t4",
+                        "--toleration", "nvidia.com/gpu:NoSchedule"]) == 0
+    assert runner.main(["compile", "--output", str(json_path), *TARGET_ARGS]) == 0
+    return yaml_path, json_path
+
+
+def test_kfp_sdk_loads_the_spec_with_every_component_and_edge(compiled):
+    from kfp import components
+
+    from imdb_sentiment.pipeline.pipeline import COMPONENT_IDS
+
+    yaml_path, _ = compiled
+    spec = components.load_component_from_file(str(yaml_path)).pipeline_spec
+    tasks = spec.root.dag.tasks
+    for component in COMPONENT_IDS:
+        assert any(t == component or t.startswith(component + "-") for t in tasks), component
+    edges = {name: set(task.dependent_tasks) for name, task in tasks.items()}
+    assert edges["StatisticsGen"] == {"ImdbExampleGen"}
+    assert edges["Transform"] == {"ImdbExampleGen", "SchemaGen"}
+    assert edges["Trainer"] == {"Transform", "SchemaGen"}
+    assert {"ImdbExampleGen", "Trainer"} <= edges["Evaluator"]
+    assert any(t.startswith("latest_blessed_model_resolver") for t in edges["Evaluator"])
+    assert edges["Pusher"] == {"Evaluator", "Trainer"}
+
+
+def test_image_gpu_and_env_are_where_they_belong(compiled):
+    yaml_path, json_path = compiled
+    documents = list(yaml.safe_load_all(yaml_path.read_text()))
+    executors = documents[0]["deploymentSpec"]["executors"]
+    containers = {label: e["container"] for label, e in executors.items() if "container" in e}
+    assert len(containers) == 8  # every component but the resolver (which KFP runs itself)
+    for label, container in containers.items():
+        assert container["image"] == "registry.example.com/imdb-sentiment:1.0"
+        assert container["command"] == runner.ENTRYPOINT
+        accelerator = container.get("resources", {}).get("accelerator")
+        env = {e["name"]: e["value"] for e in container.get("env", [])}
+        if label == "Trainer_executor":
+            assert accelerator == {"type": "nvidia.com/gpu", "count": "1"}
+            assert container["resources"]["cpuLimit"] == 4.0
+            assert "CUDA_VISIBLE_DEVICES" not in env
+        else:
+            assert accelerator is None, label
+            assert env["CUDA_VISIBLE_DEVICES"] == "-1", label
+        assert "--json_serialized_inputs_spec_args" in container["args"]
+    trainer_platform = documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"][
+        "Trainer_executor"]
+    assert trainer_platform["nodeSelector"]["labels"] == {
+        "cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+    assert trainer_platform["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    job = json.loads(json_path.read_text())
+    assert job["pipelineSpec"]["deploymentSpec"]["executors"]["Trainer_executor"]["container"][
+        "resources"]["accelerator"]["count"] == "1"
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/tfx"
+
+
+def test_no_local_path_user_or_secret_leaks_into_the_spec(compiled):
+    for path in compiled:
+        text = path.read_text()
+        for local in {str(REPO_ROOT), str(Path.home()), os.getcwd(), "site-packages",
+                      f"/home/{getpass.getuser()}"}:
+            assert local not in text, local
+        assert not re.search(r"(token|password|secret)[\"']?\s*[:=]\s*[\"']?\w{8,}", text, re.I)
+        assert "/opt/imdb-sentiment/pipeline/schema" in text  # the image's copy of the schema
+
+
+def test_compile_refuses_local_locations(tmp_path):
+    args = ["compile", "--output", str(tmp_path / "p.yaml"), "--image", "i:1",
+            "--pipeline-root", str(tmp_path), "--serving-dir", "gs://b/s"]
+    assert runner.main(args) == 2
+    assert not (tmp_path / "p.yaml").exists()
+
+
+@pytest.mark.parametrize("given,expected", [
+    ("0 2 * * *", "0 0 2 * * *"),
+    ("*/15 * * * *", "0 */15 * * * *"),
+    ("0 0 2 * * *", "0 0 2 * * *"),
+    ("30 6 * * 1-5", "0 30 6 * * 1-5"),
+])
+def test_cron_five_fields_become_kfp_six(given, expected):
+    assert runner.to_kfp_cron(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["0 2 * *", "61 * * * *", "0 24 * * *", "* * * 13 *", "a b c d e",
+                                 "0 5-2 * * *", "0 */0 * * *", "1 2 3 4 5 6 7"])
+def test_malformed_cron_is_rejected(bad):
+    with pytest.raises(ValueError):
+        runner.to_kfp_cron(bad)
+
+
+def test_next_runs_of_a_daily_and_a_weekday_schedule():
+    start = dt.datetime(2026, 11, 20, 12, 0, 0)  # a Friday
+    assert runner.next_runs("0 0 2 * * *", start) == [
+        dt.datetime(2026, 11, 21, 2), dt.datetime(2026, 11, 22, 2), dt.datetime(2026, 11, 23, 2)]
+    assert runner.next_runs("0 30 6 * * 1-5", start) == [
+        dt.datetime(2026, 11, 23, 6, 30), dt.datetime(2026, 11, 24, 6, 30),
+        dt.datetime(2026, 11, 25, 6, 30)]
+
+
+# --------------------------------------------------------------------------
+# A fake KFP API server: records every request, answers like KFP v2beta1.
+# --------------------------------------------------------------------------
+def _filter_name(query) -> str:
+    predicate = json.loads(query["filter"][0])["predicates"][0]
+    return predicate.get("string_value") or predicate["stringValue"]
+
+
+class FakeKfp(BaseHTTPRequestHandler):
+    state: dict = {}
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def _reply(self, payload, status=200):
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _record(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        url = urlparse(self.path)
+        self.state["requests"].append((self.command, url.path, parse_qs(url.query), body))
+        return url, body
+
+    def do_GET(self):
+        url, _ = self._record()
+        query = parse_qs(url.query)
+        if url.path.endswith("/healthz"):
+            return self._reply({"multi_user": False})
+        if url.path == "/apis/v2beta1/pipelines":
+            name = _filter_name(query)
+            found = [p for p in self.state["pipelines"] if p["display_name"] == name]
+            return self._reply({"pipelines": found, "total_size": len(found)})
+        if url.path == "/apis/v2beta1/experiments":
+            name = _filter_name(query)
+            found = [e for e in self.state["experiments"] if e["display_name"] == name]
+            return self._reply({"experiments": found, "total_size": len(found)})
+        if url.path == "/apis/v2beta1/recurringruns":
+            return self._reply({"recurringRuns": list(self.state["recurring"].values())})
+        return self._reply({"error": f"unexpected GET {url.path}"}, 404)
+
+    def do_POST(self):
+        url, body = self._record()
+        query = parse_qs(url.query)
+        if url.path == "/apis/v2beta1/pipelines/upload":
+            pipeline = {"pipeline_id": f"p{len(self.state['pipelines']) + 1}",
+                        "display_name": query["name"][0]}
+            self.state["pipelines"].append(pipeline)
+            return self._reply(pipeline)
+        if url.path == "/apis/v2beta1/pipelines/upload_version":
+            self.state["versions"] += 1
+            return self._reply({"pipeline_id": query["pipelineid"][0],
+                                "pipeline_version_id": f"v{self.state['versions']}",
+                                "display_name": query["name"][0]})
+        if url.path == "/apis/v2beta1/experiments":
+            experiment = {**json.loads(body), "experiment_id": "e1"}
+            self.state["experiments"].append(experiment)
+            return self._reply(experiment)
+        if url.path == "/apis/v2beta1/recurringruns":
+            recurring = {**json.loads(body), "recurring_run_id": f"r{len(self.state['requests'])}"}
+            self.state["recurring"][recurring["recurring_run_id"]] = recurring
+            return self._reply(recurring)
+        return self._reply({"error": f"unexpected POST {url.path}"}, 404)
+
+    def do_DELETE(self):
+        url, _ = self._record()
+        self.state["recurring"].pop(url.path.rsplit("/", 1)[1], None)
+        return self._reply({})
+
+
+@pytest.fixture
+def fake_kfp():
+    FakeKfp.state = {"requests": [], "pipelines": [], "experiments": [], "recurring": {},
+                     "versions": 0}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeKfp)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", FakeKfp.state
+    server.shutdown()
+
+
+def test_schedule_sends_the_converted_cron_and_pinned_version_then_updates_by_name(
+        fake_kfp, compiled, tmp_path, capsys):
+    host, state = fake_kfp
+    yaml_path, _ = compiled
+    args = ["schedule", "--host", host, "--package", str(yaml_path), "--cron", "0 2 * * *",
+            "--name", "nightly"]
+    assert runner.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "KFP '0 0 2 * * *'" in printed and printed.count(" 02:00:00 UTC") == 3
+    created = [json.loads(b) for m, p, _, b in state["requests"]
+               if m == "POST" and p == "/apis/v2beta1/recurringruns"]
+    assert len(created) == 1
+    request = created[0]
+    assert request["trigger"]["cron_schedule"]["cron"] == "0 0 2 * * *"
+    assert request["display_name"] == "nightly"
+    assert request["no_catchup"] is True and int(request["max_concurrency"]) == 1
+    assert request["pipeline_version_reference"] == {"pipeline_id": "p1", "pipeline_version_id": "v1"}
+    assert request["experiment_id"] == "e1" and request["mode"] == "ENABLE"
+
+    assert runner.main(args) == 0  # same name again: replaced, not duplicated
+    assert len(state["recurring"]) == 1
+    (only,) = state["recurring"].values()
+    assert only["pipeline_version_reference"]["pipeline_version_id"] == "v2"
+    assert any(m == "DELETE" for m, *_ in state["requests"])
+    assert len(state["pipelines"]) == 1  # second upload is a new version of the same pipeline
+
+
+def test_malformed_cron_never_contacts_the_server(fake_kfp, compiled):
+    host, state = fake_kfp
+    yaml_path, _ = compiled
+    assert runner.main(["schedule", "--host", host, "--package", str(yaml_path),
+                        "--cron", "0 2 * *"]) == 2
+    assert state["requests"] == []
+
+
+# --------------------------------------------------------------------------
+# Entrypoint: a real TFX executor behind an open-source-KFP-shaped input.
+# --------------------------------------------------------------------------
+def _examples_artifact(tmp_path: Path) -> Path:
+    from imdb_sentiment.components.imdb_example_gen import write_splits
+
+    archive = write_archive(tmp_path / "a.tar.gz", make_members(count=30))
+    uri = tmp_path / "examples"
+    write_splits(str(uri), str(archive), str(tmp_path / "cache"), 20, 100, "imdb-v1", 0.01)
+    return uri
+
+
+def test_entrypoint_repairs_open_source_kfp_input_and_runs_statistics_gen(compiled, tmp_path):
+    yaml_path, _ = compiled
+    spec = list(yaml.safe_load_all(yaml_path.read_text()))[0]
+    statistics_args = spec["deploymentSpec"]["executors"]["StatisticsGen_executor"]["container"]["args"]
+    inputs_spec = statistics_args[statistics_args.index("--json_serialized_inputs_spec_args") + 1]
+    statistics_type = spec["components"]["StatisticsGen"]["outputDefinitions"]["artifacts"][
+        "statistics"]["artifactType"]
+    examples_uri = _examples_artifact(tmp_path)
+    output_file = tmp_path / "task" / "executor_output.json"
+    # What the open-source driver/launcher sends: a system title and no instance schema.
+    executor_input = {
+        "inputs": {
+            "artifacts": {"examples": {"artifacts": [{
+                "name": "minio-artifact-1", "uri": str(examples_uri),
+                "type": {"schemaTitle": "system.Artifact"},
+                "metadata": {"split_names": '["eval", "train"]', "span": 0.0, "version": 0.0}}]}},
+            "parameterValues": {"exclude_splits": "[]"},
+        },
+        "outputs": {
+            "artifacts": {"statistics": {"artifacts": [{
+                "name": "minio-artifact-2", "uri": str(tmp_path / "statistics"),
+                "type": statistics_type}]}},  # outputs arrive typed from outputDefinitions
+            "outputFile": str(output_file),
+        },
+    }
+    argv = ["--executor_class_path", statistics_args[1],
+            "--json_serialized_invocation_args", json.dumps(executor_input),
+            "--json_serialized_inputs_spec_args", inputs_spec]
+    with pytest.raises(Exception):  # TFX's own entrypoint cannot parse it
+        from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as tfx_entry
+        tfx_entry.main(tfx_entry._parse_flags(argv))
+    repaired, _, fixes = entrypoint.repair_argv(argv)
+    assert any("system.Artifact -> tfx.Examples (declared)" in f for f in fixes)
+    assert entrypoint.main(argv) == 0
+    stats = list((tmp_path / "statistics").rglob("FeatureStats.pb"))
+    assert {p.parent.name for p in stats} == {"Split-train", "Split-eval"}
+    written = json.loads(output_file.read_text())
+    recorded = written["artifacts"]["statistics"]["artifacts"][0]["metadata"]
+    assert recorded["tfx_artifact_type"] == "tfx.ExampleStatistics"
+
+
+def test_entrypoint_infers_a_class_from_recorded_metadata_or_fails_clearly():
+    artifact = {"uri": "gs://b/x", "type": {"schemaTitle": "system.Artifact"},
+                "metadata": {"tfx_artifact_type": "tfx.Model"}}
+    assert "tfx.Model (artifact metadata)" in entrypoint.repair_artifact_type(artifact, None)
+    assert artifact["type"] == {"schemaTitle": "tfx.Model"}
+    unknown = {"uri": "gs://b/y", "type": {"schemaTitle": "system.Artifact"}}
+    with pytest.raises(ValueError, match="cannot tell the TFX class"):
+        entrypoint.repair_artifact_type(unknown, None)
+
+
+def test_manifests_are_kubernetes_objects_of_the_expected_kinds():
+    documents = list(yaml.safe_load_all((KUBEFLOW_DIR / "manifests" / "tf-serving.yaml").read_text()))
+    kinds = {d["kind"]: d for d in documents}
+    assert set(kinds) == {"Deployment", "Service"}
+    deployment, service = kinds["Deployment"], kinds["Service"]
+    assert deployment["apiVersion"] == "apps/v1" and service["apiVersion"] == "v1"
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"grpc": 8500, "http": 8501}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v1/models/imdb_sentiment"
+    assert deployment["spec"]["selector"]["matchLabels"] == deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"] == deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_dockerfile_runs_as_non_root_from_the_tfx_base_image():
+    dockerfile = (KUBEFLOW_DIR / "Dockerfile").read_text()
+    assert re.search(r"^FROM gcr\.io/tfx-oss-public/tfx:1\.16\.0$", dockerfile, re.M)
+    users = re.findall(r"^USER (\S+)$", dockerfile, re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert "--constraint constraints.txt" in dockerfile
+    assert runner.IMAGE_PROJECT_DIR in dockerfile
