@@ -12,7 +12,7 @@ HOME_DIR ?= pipeline_home
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast venv benchmarks clean
+.PHONY: run test test-fast venv image clean
 
 venv: $(STAMP)
 
@@ -34,9 +34,11 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -ra -m "not slow" $(PYTEST_ARGS)
 
-benchmarks: $(STAMP)
-	$(BIN)/python benchmarks/serving_latency.py --help >/dev/null
-	@echo "See README 'Benchmarks' for the commands (they take minutes to hours; CI does not run them)."
+# The image every Kubeflow step runs in. Needs a Docker engine (none on the
+# development machines of this project, so this target is untested there).
+IMAGE ?= imdb-sentiment:dev
+image:
+	docker build -f kubeflow/Dockerfile -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) $(HOME_DIR) .pytest_cache

@@ -50,6 +50,9 @@ class TrainerConfig:
     word_dropout: float = 0.0
     head_dropout: float = 0.4
     max_pool: bool = True
+    #: Start the Embedding from PPMI-SVD vectors of the train split's text.
+    pretrain_embeddings: bool = False
+    pretrain_window: int = 5
     # --- Optimisation ---
     batch_size: int = 64
     epochs: int = 4

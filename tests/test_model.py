@@ -131,3 +131,20 @@ def test_predict_by_length_matches_the_plain_model_in_request_order():
     expected = tf.reshape(model(ids), [-1]).numpy()
     np.testing.assert_allclose(chunked(ids).numpy(), expected, atol=1e-6)
     assert chunked(tf.zeros([0, 6], tf.int64)).shape == (0,)
+
+
+def test_ppmi_svd_embeddings_put_words_used_alike_close_together():
+    from imdb_sentiment.trainer.embeddings import ppmi_svd_embeddings
+
+    rng = np.random.default_rng(0)
+    # ids 3/4 appear next to 10-14, ids 5/6 next to 20-24; 1, 2 are filler.
+    rows = []
+    for _ in range(400):
+        a, b = (3, 10) if rng.random() < 0.5 else (4, 10)
+        c, d = (5, 20) if rng.random() < 0.5 else (6, 20)
+        rows.append([a, b + rng.integers(0, 5), 1, 2, c, d + rng.integers(0, 5), 0, 0])
+    vectors = ppmi_svd_embeddings(np.array(rows, np.int64), input_dim=30, dim=4, window=1)
+    assert vectors.shape == (30, 4) and np.all(vectors[0] == 0)
+    cosine = lambda i, j: vectors[i] @ vectors[j] / np.linalg.norm(vectors[i]) / np.linalg.norm(vectors[j])  # noqa: E731
+    assert cosine(3, 4) > 0.9 and cosine(5, 6) > 0.9
+    assert cosine(3, 5) < cosine(3, 4) - 0.3

@@ -13,12 +13,14 @@ import os
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
 from imdb_sentiment.pipeline.config import TrainerConfig
 from . import features
+from .embeddings import ppmi_svd_embeddings
 from .model import build_model, compile_model
 from .signatures import export_serving_model
 
@@ -111,16 +113,33 @@ class ProgressLogger(keras.callbacks.Callback):
         logging.info("Trainer epoch %s", json.dumps(record))
 
 
+def token_id_matrix(dataset: tf.data.Dataset) -> np.ndarray:
+    """All token-id rows of a (token_ids, label) dataset, as one array."""
+    return np.concatenate([ids.numpy() for ids, _ in dataset])
+
+
 def train(hparams: TrainerConfig, train_dataset: tf.data.Dataset, eval_dataset: tf.data.Dataset,
-          train_examples: int, vocabulary_size: int,
-          log_dir: Optional[str] = None) -> Tuple[keras.Model, Dict[str, Any]]:
-    """Fits the classifier; keeps the weights of the best eval epoch."""
+          train_examples: int, vocabulary_size: int, log_dir: Optional[str] = None,
+          train_token_ids: Optional[np.ndarray] = None) -> Tuple[keras.Model, Dict[str, Any]]:
+    """Fits the classifier; keeps the weights of the best eval epoch.
+
+    `train_token_ids` (the train split's rows) is needed only to pre-train
+    embeddings; by default it is read from `train_dataset`.
+    """
     keras.utils.set_random_seed(hparams.seed)
     policy = configure_precision(hparams)
     steps_per_epoch = -(-train_examples // hparams.batch_size)
+    start = time.perf_counter()
     with distribution_strategy().scope():
         model = build_model(hparams, vocabulary_size)
         compile_model(model, hparams, total_steps=steps_per_epoch * hparams.epochs)
+        if hparams.pretrain_embeddings:
+            rows = train_token_ids if train_token_ids is not None else token_id_matrix(train_dataset)
+            vectors = ppmi_svd_embeddings(rows, features.vocabulary_input_dim(vocabulary_size),
+                                          hparams.embedding_dim, hparams.pretrain_window,
+                                          seed=hparams.seed)
+            model.get_layer("embedding").set_weights([vectors])
+    pretrain_seconds = round(time.perf_counter() - start, 1)
     progress = ProgressLogger(train_examples)
     callbacks: List[keras.callbacks.Callback] = [
         progress,
@@ -130,11 +149,11 @@ def train(hparams: TrainerConfig, train_dataset: tf.data.Dataset, eval_dataset: 
     ]
     if log_dir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"))
-    start = time.perf_counter()
     model.fit(train_dataset, validation_data=eval_dataset, epochs=hparams.epochs,
               callbacks=callbacks, verbose=0)
     best = max(progress.epochs, key=lambda e: e.get("val_accuracy", 0.0)) if progress.epochs else {}
     history = {"policy": policy, "seconds": round(time.perf_counter() - start, 1),
+               "setup_seconds": pretrain_seconds,
                "train_examples": train_examples, "epochs": progress.epochs, "best_epoch": best}
     return model, history
 
