@@ -16,6 +16,7 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
 from imdb_sentiment.components.atomic_pusher import AtomicPusherExecutor
+from imdb_sentiment.components.data_gate import DataGate
 from imdb_sentiment.components.imdb_example_gen import ImdbExampleGen
 from imdb_sentiment.trainer import features
 from .config import PipelineConfig, source_fingerprint
@@ -29,7 +30,7 @@ SCHEMA_FILE = "schema.pbtxt"
 
 #: Component ids, in execution order (also the order of the run summary).
 COMPONENT_IDS = ("ImdbExampleGen", "SchemaGen", "latest_blessed_model_resolver", "StatisticsGen",
-                 "Transform", "ExampleValidator", "Trainer", "Evaluator", "Pusher")
+                 "ExampleValidator", "DataGate", "Transform", "Trainer", "Evaluator", "Pusher")
 
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
@@ -88,10 +89,16 @@ def create_pipeline(
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema)
 
+    # ExampleValidator only reports; the gate fails the run on any anomaly, and
+    # Transform (hence Trainer and Pusher) waits for it.
+    data_gate = DataGate(anomalies=example_validator.outputs["anomalies"],
+                         statistics=statistics_gen.outputs["statistics"], label=features.LABEL)
+
     transform = tfx.components.Transform(
         examples=examples, schema=schema, preprocessing_fn=PREPROCESSING_FN,
         splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
         custom_config=transform_config)
+    transform.add_upstream_node(data_gate)
 
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
@@ -123,7 +130,7 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, data_gate, transform,
                     trainer, model_resolver, evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,

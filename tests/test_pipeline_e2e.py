@@ -45,7 +45,7 @@ def test_every_component_completed_and_the_summary_says_so(first_run):
     home, result, record = first_run
     statuses = {c["component"]: c["status"] for c in record["components"]}
     assert set(statuses.values()) == {"complete"}, statuses
-    assert len(statuses) == 9
+    assert len(statuses) == 10
     assert all(c["seconds"] is not None for c in record["components"])
     for component in statuses:  # live progress named every component
         assert f"] {component} ..." in result.stdout
@@ -128,7 +128,7 @@ def test_second_run_reuses_the_cache_and_pushes_a_newer_version(first_run):
     assert result.returncode == 0, result.stdout + result.stderr
     record = json.loads((home / "last_run.json").read_text())
     statuses = {c["component"]: c["status"] for c in record["components"]}
-    for component in ("ImdbExampleGen", "StatisticsGen", "Transform", "Trainer"):
+    for component in ("ImdbExampleGen", "StatisticsGen", "DataGate", "Transform", "Trainer"):
         assert statuses[component] == "cached", statuses
     assert int(Path(record["pushed_model"]).name) > int(Path(first["pushed_model"]).name)
 
