@@ -143,3 +143,26 @@ def test_model_below_the_accuracy_floor_is_not_pushed(first_run):
     record = json.loads((home / "last_run.json").read_text())
     assert record["blessed"] is False and record["pushed_model"] is None
     assert sorted(p.name for p in serving.iterdir()) == before  # previous model untouched
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_loaded = {}
+
+
+def _model(path: str):
+    if path not in _loaded:
+        _loaded[path] = tf.saved_model.load(path)
+    return _loaded[path]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(max_size=2000), min_size=1, max_size=6))
+def test_any_unicode_review_gets_a_finite_probability_from_both_signatures(first_run, reviews):
+    model = _model(first_run[2]["pushed_model"])
+    served = model.signatures["serving_default"](
+        examples=serving_client.serialize_reviews(reviews))["probability"].numpy()
+    explained = model.signatures["explain"](text=tf.constant(reviews))["probability"].numpy()
+    assert served.shape == explained.shape == (len(reviews),)
+    assert np.all(np.isfinite(served)) and np.all((served >= 0) & (served <= 1))
+    np.testing.assert_allclose(served, explained, atol=1e-5)

@@ -84,3 +84,17 @@ def test_label_passes_through(transformed):
     outputs, _, _ = transformed
     assert [int(np.asarray(row[features.LABEL]).reshape(-1)[0]) for row in outputs] == [
         i % 2 for i in range(len(outputs))]
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=400), min_size=1, max_size=6), st.integers(1, 50))
+def test_any_unicode_text_tokenizes_to_one_or_more_tokens(texts, max_length):
+    tokens = preprocessing.tokenize(tf.constant(texts), max_length)
+    lengths = tokens.row_lengths().numpy()
+    assert len(lengths) == len(texts)
+    assert all(1 <= n <= max_length for n in lengths)  # never an all-padding row
+    for row in tokens.to_list():
+        assert all(t and b" " not in t and b"<br" not in t for t in row)
