@@ -46,21 +46,21 @@ class TrainerConfig:
     embedding_dim: int = 128
     lstm_units: int = 64
     attention_units: int = 64
-    embedding_dropout: float = 0.25
-    word_dropout: float = 0.0
+    embedding_dropout: float = 0.5
+    word_dropout: float = 0.25
     head_dropout: float = 0.4
     max_pool: bool = True
     #: Start the Embedding from PPMI-SVD vectors of the train split's text.
-    pretrain_embeddings: bool = False
+    pretrain_embeddings: bool = True
     pretrain_window: int = 5
     # --- Optimisation ---
     batch_size: int = 64
-    epochs: int = 4
+    epochs: int = 5
     learning_rate: float = 2e-3
-    weight_decay: float = 1e-4
+    weight_decay: float = 0.05
     warmup_fraction: float = 0.1
     clipnorm: float = 1.0
-    early_stopping_patience: int = 1
+    early_stopping_patience: int = 2
     bucket_count: int = 8
     shuffle_buffer: int = 25000
     seed: int = 42

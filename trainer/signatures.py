@@ -2,7 +2,8 @@
 
 - `serving_default`: serialized tf.Examples (`examples`; only `text` is
   required) → `probability` [batch], P(review is positive). TFMA uses it.
-- `transform_features`: serialized tf.Examples → transformed features.
+- `transform_features`: serialized tf.Examples → transformed features
+  (for TFMA; features other than `text` are optional, label -1 if absent).
 - `explain`: raw review strings (`text` [batch]) → `probability`, `tokens`
   (what the model saw, "" = padding) and `attention` (one weight per token).
 - `classify`: TF Serving Classify API shape: `inputs` (serialized
@@ -46,6 +47,11 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
     model.explainer = explainer
     raw_spec = tft_output.raw_feature_spec()
     text_only_spec = {features.TEXT: raw_spec[features.TEXT]}
+    # Only `text` is required anywhere; other features default (label -1 = unknown).
+    optional_spec = {name: spec if name == features.TEXT else tf.io.FixedLenFeature(
+        spec.shape, spec.dtype, default_value=tf.constant(
+            -1 if spec.dtype.is_integer else "", spec.dtype, shape=spec.shape))
+        for name, spec in raw_spec.items()}
 
     def probability_of(raw_features: Dict[str, tf.Tensor]) -> tf.Tensor:
         transformed = model.tft_layer(raw_features)
@@ -58,7 +64,7 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
 
     @tf.function(input_signature=[_examples_spec("examples")])
     def transform_features(examples):
-        parsed = tf.io.parse_example(examples, raw_spec)
+        parsed = tf.io.parse_example(examples, optional_spec)
         return model.tft_layer(parsed)
 
     @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="text")])
