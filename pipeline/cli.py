@@ -16,16 +16,19 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
+
+from imdb_sentiment.trainer import features
 
 from . import config as config_lib
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_NOT_BLESSED, EXIT_LOCKED = 0, 1, 2, 3, 4
 
 
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _quiet_tensorflow(cpp_log_level: str = "2") -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", cpp_log_level)
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 
@@ -165,18 +168,26 @@ def _read_reviews(args: argparse.Namespace) -> List[str]:
     return reviews
 
 
-def command_predict(args: argparse.Namespace) -> int:
-    _quiet_tensorflow()
+def _reviews_and_model(args: argparse.Namespace):
+    """(reviews, loaded model), or None after reporting why not."""
     from . import serving_client
 
     try:
-        reviews = _read_reviews(args)
-        model = serving_client.load(args.model)
+        return _read_reviews(args), serving_client.load(args.model)
     except (ValueError, FileNotFoundError) as error:
         _error(str(error))
+        return None
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    from . import serving_client
+
+    loaded = _reviews_and_model(args)
+    if loaded is None:
         return EXIT_BAD_INPUT
+    reviews, model = loaded
     for review, probability in zip(reviews, serving_client.predict(model, reviews)):
-        label = "positive" if probability >= 0.5 else "negative"
+        label = features.CLASS_NAMES[int(probability >= 0.5)]
         preview = review if len(review) <= 60 else review[:57] + "..."
         if args.json:
             print(json.dumps({"label": label, "probability": round(probability, 6), "review": review}))
@@ -186,16 +197,13 @@ def command_predict(args: argparse.Namespace) -> int:
 
 
 def command_explain(args: argparse.Namespace) -> int:
-    _quiet_tensorflow()
     from . import explain as explain_lib
     from . import serving_client
 
-    try:
-        reviews = _read_reviews(args)
-        model = serving_client.load(args.model)
-    except (ValueError, FileNotFoundError) as error:
-        _error(str(error))
+    loaded = _reviews_and_model(args)
+    if loaded is None:
         return EXIT_BAD_INPUT
+    reviews, model = loaded
     explanations = serving_client.explain(model, reviews)
     out = Path(args.out)
     if out.suffix.lower() == ".png":
@@ -281,10 +289,16 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    # Google's client libraries warn on every start that Python 3.10 is old;
+    # TFX 1.16 needs 3.9-3.10, so the warning only buries the output.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in KUBEFLOW_COMMANDS:
         return command_kubeflow(argv)
     args = make_parser().parse_args(argv)
+    if args.command in ("predict", "explain"):
+        # Before TensorFlow loads: its C++ log lines would bury the answer.
+        _quiet_tensorflow(cpp_log_level="3")
     return args.handler(args)
 
 
