@@ -73,6 +73,12 @@ def build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
     return config.replace(**changes)
 
 
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else f"{value:.4f}"
+    return str(value)
+
+
 def _print_summary(record: Dict[str, Any], terminal) -> None:
     write = lambda text="": terminal.write(text + "\n")  # noqa: E731
     write()
@@ -84,8 +90,7 @@ def _print_summary(record: Dict[str, Any], terminal) -> None:
               f"{'' if seconds is None else f'{seconds:7.1f}s'}")
     for split, slices in (record.get("metrics") or {}).items():
         overall = slices.get("overall", {})
-        shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                          for k, v in overall.items())
+        shown = ", ".join(f"{k} {_number(v)}" for k, v in overall.items())
         write(f"  {split} metrics: {shown}")
     if record.get("blessed") is not None:
         write(f"  blessed: {'yes' if record['blessed'] else 'no'} ({record.get('blessing_reason')})")
