@@ -62,10 +62,9 @@ def notebook_model(vocabulary_size: int) -> keras.Model:
 class TimeToTarget(keras.callbacks.Callback):
     """Evaluates every `every` batches; times training only."""
 
-    def __init__(self, eval_data: tf.data.Dataset, every: int, target: float, examples_per_batch: int):
+    def __init__(self, eval_data: tf.data.Dataset, every: int, target: float):
         super().__init__()
         self.eval_data, self.every, self.target = eval_data, every, target
-        self.examples_per_batch = examples_per_batch
         self.train_seconds, self.batches, self.history = 0.0, 0, []
         self.time_to_target: Optional[float] = None
         self.diverged: Optional[str] = None
@@ -135,7 +134,7 @@ def run_variant(name: str, overrides: Dict[str, Any], train_split, eval_split, a
         config = dataclasses.asdict(hparams)
     batches_per_epoch = -(-len(x_train) // batch_size)
     every = max(1, int(batches_per_epoch * args.eval_every))
-    timer = TimeToTarget(eval_data, every, args.target, batch_size)
+    timer = TimeToTarget(eval_data, every, args.target)
     timer.train_seconds = setup_seconds
     print(f"== {name}: {len(x_train)} train / {len(x_eval)} eval reviews, {epochs} epochs, "
           f"eval every {every} batches", flush=True)

@@ -70,8 +70,6 @@ class TrainerConfig:
     # --- Devices ---
     #: "auto" uses float16 compute only when a GPU is present.
     mixed_precision: str = "auto"
-    #: Forces the CPU-kernel LSTM even on a GPU (for debugging only).
-    force_generic_lstm: bool = False
 
     #: The hyperparameters TF Transform reads; the rest only concern the Trainer.
     TRANSFORM_FIELDS = ("vocab_size", "min_frequency", "max_sequence_length")

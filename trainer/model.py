@@ -12,7 +12,7 @@ review so no step is spent on padding beyond it.
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import List
 
 import tensorflow as tf
 import tf_keras as keras
@@ -145,6 +145,3 @@ def compile_model(model: keras.Model, hparams: TrainerConfig, total_steps: int) 
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy"),
                            keras.metrics.AUC(name="auc")])
 
-
-def custom_objects() -> Dict[str, type]:
-    return {cls.__name__: cls for cls in (BahdanauAttention, TrimPadding, WordDropout, MaskedMaxPool)}
