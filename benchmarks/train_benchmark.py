@@ -33,6 +33,7 @@ import tf_keras as keras
 
 from imdb_sentiment.pipeline.config import TrainerConfig, profile_config
 from imdb_sentiment.trainer import features, train
+from imdb_sentiment.trainer.averaging import WeightAveraging
 from imdb_sentiment.trainer.attention import BahdanauAttention
 from imdb_sentiment.trainer.embeddings import ppmi_svd_embeddings
 from imdb_sentiment.trainer.model import build_model, compile_model
@@ -62,9 +63,11 @@ def notebook_model(vocabulary_size: int) -> keras.Model:
 class TimeToTarget(keras.callbacks.Callback):
     """Evaluates every `every` batches; times training only."""
 
-    def __init__(self, eval_data: tf.data.Dataset, every: int, target: float):
+    def __init__(self, eval_data: tf.data.Dataset, every: int, target: float,
+                 averaging: Optional[WeightAveraging] = None):
         super().__init__()
         self.eval_data, self.every, self.target = eval_data, every, target
+        self.averaging = averaging
         self.train_seconds, self.batches, self.history = 0.0, 0, []
         self.time_to_target: Optional[float] = None
         self.diverged: Optional[str] = None
@@ -84,7 +87,11 @@ class TimeToTarget(keras.callbacks.Callback):
             self._evaluate()
 
     def _evaluate(self):
+        if self.averaging:  # evaluate what the pipeline would export
+            self.averaging.swap_in_average()
         _, accuracy = self.model.evaluate(self.eval_data, verbose=0)[:2]
+        if self.averaging:
+            self.averaging.restore_raw()
         point = {"batches": self.batches, "train_seconds": round(self.train_seconds, 1),
                  "eval_accuracy": round(float(accuracy), 4)}
         self.history.append(point)
@@ -112,6 +119,7 @@ def run_variant(name: str, overrides: Dict[str, Any], train_split, eval_split, a
         eval_data = tf.data.Dataset.from_tensor_slices((x_eval, eval_labels)).batch(256)
         config: Dict[str, Any] = dict(NOTEBOOK, epochs=epochs)
         setup_seconds = 0.0
+        averaging = None
     else:
         hparams = dataclasses.replace(profile_config("full").trainer, **overrides)
         vocabulary = common.build_vocabulary(train_tokens, hparams.vocab_size, hparams.min_frequency)
@@ -132,13 +140,15 @@ def run_variant(name: str, overrides: Dict[str, Any], train_split, eval_split, a
         setup_seconds = time.perf_counter() - pretrain_start
         batch_size, epochs = hparams.batch_size, hparams.epochs
         config = dataclasses.asdict(hparams)
+        averaging = (WeightAveraging(hparams.weight_averaging_momentum)
+                     if hparams.weight_averaging_momentum else None)
     batches_per_epoch = -(-len(x_train) // batch_size)
     every = max(1, int(batches_per_epoch * args.eval_every))
-    timer = TimeToTarget(eval_data, every, args.target)
+    timer = TimeToTarget(eval_data, every, args.target, averaging)
     timer.train_seconds = setup_seconds
     print(f"== {name}: {len(x_train)} train / {len(x_eval)} eval reviews, {epochs} epochs, "
           f"eval every {every} batches", flush=True)
-    model.fit(train_data, epochs=epochs, callbacks=[timer], verbose=0)
+    model.fit(train_data, epochs=epochs, callbacks=[c for c in (averaging, timer) if c], verbose=0)
     examples = timer.batches * batch_size
     best = max(timer.history, key=lambda p: p["eval_accuracy"]) if timer.history else {}
     return {

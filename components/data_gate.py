@@ -1,16 +1,29 @@
-"""DataGate: stops the run when ExampleValidator found anomalies.
+"""DataGate: stops the run when ExampleValidator found anomalies or the text drifted.
 
 ExampleValidator (TFX 1.16) records anomalies but never fails, so a run
 would go on to train and push a model on data that broke the curated
 schema. This gate sits between validation and Transform: it fails with a
-message naming each anomaly (split, feature, what was wrong), and also
-checks what a schema cannot say: that the train split holds both classes.
+message naming each problem (split, feature, what was wrong), and also
+checks what a schema cannot say about the text (see `text_profile`):
+
+- the train split holds both classes;
+- at most `max_empty_fraction` of a split's reviews are empty;
+- the train split's review lengths and word distribution are close to the
+  curated reference profile, and the eval split's close to the train split's
+  (Jensen-Shannon divergence at most `max_length_drift` / `max_vocabulary_drift`).
+
+The measured profiles and divergences are logged, pass or fail, and on a
+pass also written next to the result (`text_profile.json`, plus a
+`text_checks` custom property).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 from tfx import types
@@ -19,10 +32,12 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
+from . import text_profile
 from .imdb_data import DataError
 
 ANOMALIES_FILE = "SchemaDiff.pb"
 STATISTICS_FILE = "FeatureStats.pb"
+PROFILE_FILE = "text_profile.json"
 
 
 class DataValidationError(DataError):
@@ -53,7 +68,67 @@ def label_range(statistics_uri: str, split: str, label: str) -> tuple:
     return None, None
 
 
-def check(anomalies_uri: str, statistics_uri: str, splits: List[str], label: str) -> None:
+def split_texts(examples_uri: str, split: str, feature: str) -> List[str]:
+    """Every review text of a split of an Examples artifact (gzipped TFRecords)."""
+    import tensorflow as tf  # heavy; only the executor needs it
+
+    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    texts = []
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
+        example = tf.train.Example.FromString(record)
+        values = example.features.feature[feature].bytes_list.value
+        texts.append(values[0].decode("utf-8", errors="replace") if values else "")
+    return texts
+
+
+@dataclasses.dataclass(frozen=True)
+class TextLimits:
+    """Thresholds of the text checks (see `pipeline.config.ValidationConfig`)."""
+
+    max_empty_fraction: float
+    max_length_drift: float
+    max_vocabulary_drift: float
+
+
+def text_problems(profiles: Dict[str, text_profile.TextProfile],
+                  reference: Optional[text_profile.TextProfile],
+                  limits: TextLimits) -> tuple:
+    """(problems, report) of the text checks on per-split profiles."""
+    problems: List[str] = []
+    report: Dict[str, Any] = {}
+    for split, profile in profiles.items():
+        report[split] = {"reviews": profile.reviews, "empty": profile.empty,
+                         "median_words": profile.median_words}
+        if profile.empty_fraction > limits.max_empty_fraction:
+            problems.append(f"{split}: {profile.empty} of {profile.reviews} reviews are empty "
+                            f"(more than {limits.max_empty_fraction:.1%})")
+    comparisons = []
+    if reference is not None and "train" in profiles:
+        comparisons.append(("train", "the reference profile", reference, profiles["train"]))
+    if "train" in profiles:
+        comparisons += [(split, "the train split", profiles["train"], profiles[split])
+                        for split in profiles if split != "train"]
+    for split, against, base, current in comparisons:
+        measured = text_profile.drift(base, current)
+        report[split][f"drift_from_{'reference' if against.startswith('the ref') else 'train'}"] = (
+            measured.as_dict())
+        if measured.length > limits.max_length_drift:
+            problems.append(
+                f"{split}: review lengths drifted from {against} (Jensen-Shannon "
+                f"{measured.length:.3f} > {limits.max_length_drift}; median "
+                f"{current.median_words:.0f} words, was {base.median_words:.0f})")
+        if measured.vocabulary > limits.max_vocabulary_drift:
+            problems.append(
+                f"{split}: vocabulary drifted from {against} (Jensen-Shannon "
+                f"{measured.vocabulary:.3f} > {limits.max_vocabulary_drift})")
+    return problems, report
+
+
+def check(anomalies_uri: str, statistics_uri: str, splits: List[str], label: str,
+          profiles: Optional[Dict[str, text_profile.TextProfile]] = None,
+          reference: Optional[text_profile.TextProfile] = None,
+          limits: Optional[TextLimits] = None) -> Dict[str, Any]:
+    """Raises DataValidationError naming every problem; returns the text report."""
     problems = [line for split in splits for line in split_anomalies(anomalies_uri, split)]
     if "train" in splits:
         low, high = label_range(statistics_uri, "train", label)
@@ -61,8 +136,13 @@ def check(anomalies_uri: str, statistics_uri: str, splits: List[str], label: str
             problems.append(f"train: feature '{label}' is missing")
         elif low == high:
             problems.append(f"train: feature '{label}' has one class only ({int(low)})")
+    report: Dict[str, Any] = {}
+    if profiles is not None and limits is not None:
+        text_issues, report = text_problems(profiles, reference, limits)
+        problems += text_issues
     if problems:
         raise DataValidationError("data validation failed: " + "; ".join(problems))
+    return report
 
 
 class Executor(base_executor.BaseExecutor):
@@ -70,15 +150,44 @@ class Executor(base_executor.BaseExecutor):
            output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
         anomalies = artifact_utils.get_single_instance(input_dict["anomalies"])
         statistics = artifact_utils.get_single_instance(input_dict["statistics"])
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
         splits = artifact_utils.decode_split_names(anomalies.split_names)
-        check(anomalies.uri, statistics.uri, splits, exec_properties["label"])
         result = artifact_utils.get_single_instance(output_dict["result"])
+        profiles = {split: text_profile.TextProfile.from_texts(
+            split_texts(examples.uri, split, exec_properties["text_feature"])) for split in splits}
+        reference_json = exec_properties.get("reference_profile") or ""
+        reference = text_profile.TextProfile.from_json(reference_json) if reference_json else None
+        limits = TextLimits(**json.loads(exec_properties["limits"]))
+        report: Dict[str, Any] = {"passed": False, "splits": {
+            split: {"reviews": p.reviews, "empty": p.empty, "median_words": p.median_words,
+                    "lengths": p.lengths} for split, p in profiles.items()}}
+        try:
+            report["checks"] = check(anomalies.uri, statistics.uri, splits, exec_properties["label"],
+                                     profiles, reference, limits)
+            report["passed"] = True
+        except DataValidationError as error:
+            report["error"] = str(error)
+            raise
+        finally:  # on failure TFX removes the output directory: the log keeps the report
+            logging.info("DataGate text report: %s", json.dumps(report, ensure_ascii=False))
+            if report["passed"]:
+                io_utils.write_string_file(os.path.join(result.uri, PROFILE_FILE),
+                                           json.dumps(report, indent=1, ensure_ascii=False))
+        result.set_string_custom_property("text_checks", json.dumps(report["checks"]))
         result.set_int_custom_property("passed", 1)
 
 
 class DataGateSpec(types.ComponentSpec):
-    PARAMETERS = {"label": ExecutionParameter(type=str)}
+    PARAMETERS = {
+        "label": ExecutionParameter(type=str),
+        "text_feature": ExecutionParameter(type=str),
+        #: JSON of a TextProfile; "" skips the comparison with a reference.
+        "reference_profile": ExecutionParameter(type=str),
+        #: JSON of TextLimits.
+        "limits": ExecutionParameter(type=str),
+    }
     INPUTS = {
+        "examples": ChannelParameter(type=standard_artifacts.Examples),
         "anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies),
         "statistics": ChannelParameter(type=standard_artifacts.ExampleStatistics),
     }
@@ -91,7 +200,11 @@ class DataGate(base_component.BaseComponent):
     SPEC_CLASS = DataGateSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, anomalies: types.BaseChannel, statistics: types.BaseChannel, label: str):
+    def __init__(self, examples: types.BaseChannel, anomalies: types.BaseChannel,
+                 statistics: types.BaseChannel, label: str, text_feature: str,
+                 limits: TextLimits, reference_profile: str = ""):
         super().__init__(spec=DataGateSpec(
-            anomalies=anomalies, statistics=statistics, label=label,
+            examples=examples, anomalies=anomalies, statistics=statistics, label=label,
+            text_feature=text_feature, reference_profile=reference_profile,
+            limits=json.dumps(dataclasses.asdict(limits), sort_keys=True),
             result=types.Channel(type=standard_artifacts.InfraBlessing)))

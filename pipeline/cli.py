@@ -36,15 +36,19 @@ def _error(message: str) -> None:
     sys.stderr.write(f"imdb-pipeline: error: {message}\n")
 
 
+#: The PipelineConfig sections `--set` can reach.
+CONFIG_SECTIONS = ("ingestion", "validation", "trainer", "evaluation")
+
+
 def _parse_overrides(pairs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
     """`--set trainer.epochs=3` style overrides, typed by the dataclass field."""
     overrides: Dict[str, Dict[str, Any]] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         section, dot, name = key.partition(".")
-        if not sep or not dot or section not in ("ingestion", "trainer", "evaluation"):
-            raise ValueError(f"--set expects SECTION.NAME=VALUE with SECTION in ingestion, "
-                             f"trainer, evaluation; got {pair!r}")
+        if not sep or not dot or section not in CONFIG_SECTIONS:
+            raise ValueError(f"--set expects SECTION.NAME=VALUE with SECTION in "
+                             f"{', '.join(CONFIG_SECTIONS)}; got {pair!r}")
         default = getattr(config_lib.PipelineConfig(), section)
         if name not in {f.name for f in dataclasses.fields(default)}:
             raise ValueError(f"--set: {section} has no field {name!r}")

@@ -35,6 +35,26 @@ class IngestionConfig:
 
 
 @dataclass(frozen=True)
+class ValidationConfig:
+    """What DataGate tolerates in the text before it stops a run (see components/text_profile.py)."""
+
+    #: Largest share of empty reviews in any split.
+    max_empty_fraction: float = 0.01
+    #: Largest Jensen-Shannon divergence (0-1) of the review-length distribution:
+    #: train split vs the reference profile, eval vs train. Measured on the IMDB
+    #: training data: 0.0005 (eval vs train), 0.002 (a 4% sample vs reference);
+    #: cutting every review in half gives 0.21.
+    max_length_drift: float = 0.1
+    #: Same for the distribution of the 500 most frequent words (rest pooled):
+    #: 0.002 and 0.004 on IMDB as above; reviews reversed character by character 0.44.
+    max_vocabulary_drift: float = 0.1
+    #: Reference profile the train split is compared with ("" skips that
+    #: comparison). Read when the pipeline is built; its content, not the
+    #: path, goes into the pipeline (and the compiled Kubeflow spec).
+    reference_profile: str = str(DEFAULT_SCHEMA_DIR / "text_profile.json")
+
+
+@dataclass(frozen=True)
 class TrainerConfig:
     """Hyperparameters of preprocessing and model; reaches code via custom_config."""
 
@@ -61,6 +81,10 @@ class TrainerConfig:
     warmup_fraction: float = 0.1
     clipnorm: float = 1.0
     early_stopping_patience: int = 2
+    #: Evaluate and export an exponential moving average of the weights with
+    #: this momentum (0 turns averaging off). The average is what validation
+    #: sees, so early stopping keeps the best *averaged* weights.
+    weight_averaging_momentum: float = 0.0
     bucket_count: int = 8
     shuffle_buffer: int = 25000
     seed: int = 42
@@ -131,6 +155,7 @@ class PipelineConfig:
     enable_cache: bool = True
     beam_pipeline_args: Tuple[str, ...] = ()
     ingestion: IngestionConfig = field(default_factory=IngestionConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 

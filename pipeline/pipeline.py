@@ -16,7 +16,7 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
 from imdb_sentiment.components.atomic_pusher import AtomicPusherExecutor
-from imdb_sentiment.components.data_gate import DataGate
+from imdb_sentiment.components.data_gate import DataGate, TextLimits
 from imdb_sentiment.components.imdb_example_gen import ImdbExampleGen
 from imdb_sentiment.trainer import features
 from .config import PipelineConfig, source_fingerprint
@@ -91,8 +91,15 @@ def create_pipeline(
 
     # ExampleValidator only reports; the gate fails the run on any anomaly, and
     # Transform (hence Trainer and Pusher) waits for it.
-    data_gate = DataGate(anomalies=example_validator.outputs["anomalies"],
-                         statistics=statistics_gen.outputs["statistics"], label=features.LABEL)
+    validation = config.validation
+    reference_profile = (Path(validation.reference_profile).read_text()
+                         if validation.reference_profile else "")
+    data_gate = DataGate(examples=examples, anomalies=example_validator.outputs["anomalies"],
+                         statistics=statistics_gen.outputs["statistics"], label=features.LABEL,
+                         text_feature=features.TEXT, reference_profile=reference_profile,
+                         limits=TextLimits(max_empty_fraction=validation.max_empty_fraction,
+                                           max_length_drift=validation.max_length_drift,
+                                           max_vocabulary_drift=validation.max_vocabulary_drift))
 
     transform = tfx.components.Transform(
         examples=examples, schema=schema, preprocessing_fn=PREPROCESSING_FN,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
-from imdb_sentiment.components import atomic_pusher, data_gate
+from imdb_sentiment.components import atomic_pusher, data_gate, text_profile
 from imdb_sentiment.pipeline.local_runner import RunLockedError, home_lock
 from conftest import make_members, write_archive
 
@@ -75,6 +75,98 @@ def test_data_gate_refuses_a_single_class_and_passes_clean_data(tmp_path):
     clean_stats = tmp_path / "clean"
     _write_label_stats(clean_stats, "train", 0, 1)
     data_gate.check(str(anomalies), str(clean_stats), ["train"], "label")
+
+
+def _reviews(count: int, seed: int) -> list:
+    """Movie-review-like texts: 50-400 words from a fixed Zipf-ish vocabulary."""
+    import random
+
+    rng = random.Random(seed)
+    vocabulary = ["the", "a", "and", "of", "to", "is", "film", "movie", "it", "this", "was",
+                  "great", "bad", "acting", "story", "plot", "good", "worst", "best", "i"]
+    vocabulary += [f"word{i}" for i in range(300)]
+    weights = [1.0 / (rank + 1) for rank in range(len(vocabulary))]
+    return [" ".join(rng.choices(vocabulary, weights, k=rng.randint(50, 400)))
+            for _ in range(count)]
+
+
+LIMITS = data_gate.TextLimits(max_empty_fraction=0.01, max_length_drift=0.1,
+                              max_vocabulary_drift=0.1)
+
+
+def test_jensen_shannon_is_zero_for_equal_one_for_disjoint_and_symmetric():
+    assert text_profile.jensen_shannon([0.2, 0.8], [0.2, 0.8]) == pytest.approx(0.0)
+    assert text_profile.jensen_shannon([1, 0], [0, 1]) == pytest.approx(1.0)
+    p, q = [0.1, 0.6, 0.3], [0.3, 0.3, 0.4]
+    assert text_profile.jensen_shannon(p, q) == pytest.approx(text_profile.jensen_shannon(q, p))
+    assert text_profile.words("It's GREAT.<br />Truly") == ["it's", "great", "truly"]
+
+
+def test_text_checks_pass_same_distribution_and_name_each_shift():
+    profile = text_profile.TextProfile.from_texts
+    reference = profile(_reviews(2000, seed=1))
+    train, evaluation = _reviews(1000, seed=2), _reviews(200, seed=3)
+    problems, report = data_gate.text_problems(
+        {"train": profile(train), "eval": profile(evaluation)}, reference, LIMITS)
+    assert problems == [], problems
+    assert report["train"]["drift_from_reference"]["length_jsd"] < 0.02
+    assert report["eval"]["drift_from_train"]["vocabulary_jsd"] < 0.02
+
+    shifted = {
+        "length": [" ".join(t.split()[:8]) for t in train],  # every review cut to 8 words
+        "vocabulary": [t[::-1] for t in train],  # other words, same lengths
+        "empty": train[:-50] + [""] * 50,
+    }
+    expected = {"length": "train: review lengths drifted from the reference profile",
+                "vocabulary": "train: vocabulary drifted from the reference profile",
+                "empty": "train: 50 of 1000 reviews are empty"}
+    for case, texts in shifted.items():
+        problems, _ = data_gate.text_problems({"train": profile(texts)}, reference, LIMITS)
+        assert len(problems) == 1 and problems[0].startswith(expected[case]), (case, problems)
+    # eval is compared with train even without a reference
+    problems, _ = data_gate.text_problems(
+        {"train": profile(train), "eval": profile([t[::-1] for t in evaluation])}, None, LIMITS)
+    assert problems and problems[0].startswith("eval: vocabulary drifted from the train split")
+
+
+def test_reference_profile_shipped_with_the_schema_matches_the_imdb_train_split():
+    """The curated reference is what `text_profile` makes of the real data (when present)."""
+    from conftest import real_data_path
+    from imdb_sentiment.pipeline.config import ValidationConfig
+
+    shipped = text_profile.TextProfile.from_json(Path(ValidationConfig().reference_profile).read_text())
+    assert shipped.reviews > 20000 and shipped.median_words > 100
+    rebuilt = Path(os.environ.get("PYTEST_TMP", "/tmp")) / f"profile-{os.getpid()}.json"
+    try:
+        assert text_profile.main(["--data", str(real_data_path()), "--out", str(rebuilt)]) == 0
+        assert text_profile.TextProfile.from_json(rebuilt.read_text()) == shipped
+    finally:
+        rebuilt.unlink(missing_ok=True)
+
+
+@pytest.mark.slow
+def test_anomalous_data_stops_the_run_before_transform_with_exit_2(tmp_path):
+    """Through the real CLI: one class only, empty reviews, and a foreign vocabulary."""
+    members = {"aclImdb/README": b"fixture"}
+    for i, text in enumerate(_reviews(60, seed=4)):
+        members[f"aclImdb/train/pos/{i}_8.txt"] = (b"" if i % 10 == 0 else text.encode())
+    archive = write_archive(tmp_path / "anomalous.tar.gz", members)
+    home = tmp_path / "home"
+    result = run_cli("run", "--profile", "smoke", "--data", str(archive), "--home", str(home))
+    assert result.returncode == 2, result.stdout + result.stderr
+    message = result.stderr
+    assert "bad input data: data validation failed" in message and "Traceback" not in message
+    assert "train: feature 'label' has one class only (1)" in message
+    assert "reviews are empty" in message
+    assert "vocabulary drifted from the reference profile" in message
+    record = json.loads((home / "last_run.json").read_text())
+    statuses = {c["component"]: c["status"] for c in record["components"]}
+    assert statuses["DataGate"] == "failed", statuses
+    assert statuses["Transform"] != "complete" and statuses["Trainer"] != "complete"
+    assert record["pushed_model"] is None
+    log = Path(record["log_file"]).read_text()
+    report = json.loads(log.split("DataGate text report: ")[1].splitlines()[0])
+    assert report["passed"] is False and report["splits"]["train"]["empty"] > 0
 
 
 def _saved_model(path: Path) -> Path:

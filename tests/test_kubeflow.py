@@ -71,7 +71,7 @@ def test_kfp_sdk_loads_the_spec_with_every_component_and_edge(compiled):
         assert any(t == component or t.startswith(component + "-") for t in tasks), component
     edges = {name: set(task.dependent_tasks) for name, task in tasks.items()}
     assert edges["StatisticsGen"] == {"ImdbExampleGen"}
-    assert edges["DataGate"] == {"ExampleValidator", "StatisticsGen"}
+    assert edges["DataGate"] == {"ImdbExampleGen", "ExampleValidator", "StatisticsGen"}
     assert edges["Transform"] == {"ImdbExampleGen", "SchemaGen", "DataGate"}  # gated
     assert edges["Trainer"] == {"Transform", "SchemaGen"}
     assert {"ImdbExampleGen", "Trainer"} <= edges["Evaluator"]
@@ -118,6 +118,8 @@ def test_no_local_path_user_or_secret_leaks_into_the_spec(compiled):
             assert local not in text, local
         assert not re.search(r"(token|password|secret)[\"']?\s*[:=]\s*[\"']?\w{8,}", text, re.I)
         assert "/opt/imdb-sentiment/pipeline/schema" in text  # the image's copy of the schema
+        assert "text_profile.json" not in text  # the reference profile goes in by content...
+        assert "median_words" in text  # ...which is here
 
 
 def test_compile_refuses_local_locations(tmp_path):

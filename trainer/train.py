@@ -20,6 +20,7 @@ import tf_keras as keras
 
 from imdb_sentiment.pipeline.config import TrainerConfig
 from . import features
+from .averaging import WeightAveraging
 from .embeddings import ppmi_svd_embeddings
 from .model import build_model, compile_model
 from .signatures import export_serving_model
@@ -141,8 +142,10 @@ def train(hparams: TrainerConfig, train_dataset: tf.data.Dataset, eval_dataset: 
             model.get_layer("embedding").set_weights([vectors])
     pretrain_seconds = round(time.perf_counter() - start, 1)
     progress = ProgressLogger(train_examples)
-    callbacks: List[keras.callbacks.Callback] = [
-        progress,
+    callbacks: List[keras.callbacks.Callback] = [progress]
+    if hparams.weight_averaging_momentum:
+        callbacks.append(WeightAveraging(hparams.weight_averaging_momentum))
+    callbacks += [
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
                                       patience=hparams.early_stopping_patience,
                                       restore_best_weights=True),

@@ -1,0 +1,165 @@
+"""Text profiles: what a schema cannot say about review text, and drift checks on it.
+
+TFDV's schema constrains the label and rating, but to it a review is one
+opaque string. A *text profile* summarises a set of reviews the way a model
+sees them: the share of empty reviews, the distribution of review lengths (in
+words, over fixed bins) and the distribution of the most frequent words (plus
+one bucket for every other word). Two profiles are compared with the
+Jensen-Shannon divergence (base 2: 0 = identical, 1 = disjoint).
+
+DataGate compares the train split with a curated reference profile shipped
+next to the schema (`pipeline/schema/text_profile.json`, made from the IMDB
+training split with `python -m imdb_sentiment.components.text_profile`) and
+the eval split with the train split. Regenerate the reference deliberately,
+as you would edit the schema, when your data is meant to change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence
+
+#: Upper edges (exclusive) of the review-length bins, in words; a last bin takes the rest.
+LENGTH_EDGES = (1, 10, 25, 50, 100, 150, 200, 300, 400, 600, 800, 1200)
+#: How many of the most frequent words a profile keeps (the rest share one bucket).
+TOP_WORDS = 500
+OTHER = "<other>"
+
+_BREAK_RE = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+
+
+def words(text: str) -> List[str]:
+    """Lower-cased words of a review, HTML line breaks removed."""
+    return _WORD_RE.findall(_BREAK_RE.sub(" ", text).lower())
+
+
+def length_bin(count: int) -> int:
+    for index, edge in enumerate(LENGTH_EDGES):
+        if count < edge:
+            return index
+    return len(LENGTH_EDGES)
+
+
+@dataclasses.dataclass(frozen=True)
+class TextProfile:
+    reviews: int
+    empty: int
+    #: Share of reviews per length bin (len(LENGTH_EDGES) + 1 entries).
+    lengths: List[float]
+    #: Share of all words for the top words, plus OTHER for the rest.
+    vocabulary: Dict[str, float]
+    median_words: float
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str], top_words: int = TOP_WORDS) -> "TextProfile":
+        counts: collections.Counter = collections.Counter()
+        bins = [0] * (len(LENGTH_EDGES) + 1)
+        lengths: List[int] = []
+        for text in texts:
+            review_words = words(text)
+            counts.update(review_words)
+            bins[length_bin(len(review_words))] += 1
+            lengths.append(len(review_words))
+        reviews = len(lengths)
+        total_words = sum(counts.values())
+        vocabulary: Dict[str, float] = {}
+        if total_words:
+            top = counts.most_common(top_words)
+            vocabulary = {word: round(count / total_words, 7) for word, count in top}
+            vocabulary[OTHER] = round(1.0 - sum(count for _, count in top) / total_words, 7)
+        lengths.sort()
+        median = float(lengths[len(lengths) // 2]) if lengths else 0.0
+        return cls(reviews=reviews, empty=sum(1 for n in lengths if n == 0),
+                   lengths=[round(b / reviews, 7) if reviews else 0.0 for b in bins],
+                   vocabulary=vocabulary, median_words=median)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TextProfile":
+        return cls(**json.loads(text))
+
+    @property
+    def empty_fraction(self) -> float:
+        return self.empty / self.reviews if self.reviews else 0.0
+
+
+def jensen_shannon(p: Sequence[float], q: Sequence[float]) -> float:
+    """JS divergence (base 2) of two discrete distributions over the same support."""
+    p_total, q_total = sum(p), sum(q)
+    if not p_total or not q_total:
+        return 1.0 if p_total != q_total else 0.0
+    divergence = 0.0
+    for a, b in zip(p, q):
+        a, b = a / p_total, b / q_total
+        m = (a + b) / 2
+        if a:
+            divergence += a * math.log2(a / m) / 2
+        if b:
+            divergence += b * math.log2(b / m) / 2
+    return max(0.0, min(1.0, divergence))
+
+
+def vocabulary_divergence(reference: Mapping[str, float], current: Mapping[str, float]) -> float:
+    """JS divergence over the reference's top words (the rest pooled in OTHER).
+
+    A word in `current`'s top list but not in the reference's counts towards
+    OTHER, so a new vocabulary shows up as mass moving into that bucket.
+    """
+    support = [word for word in reference if word != OTHER]
+    p = [reference.get(word, 0.0) for word in support] + [reference.get(OTHER, 0.0)]
+    q = [current.get(word, 0.0) for word in support]
+    q.append(max(0.0, 1.0 - sum(q)))
+    return jensen_shannon(p, q)
+
+
+@dataclasses.dataclass(frozen=True)
+class Drift:
+    length: float
+    vocabulary: float
+
+    def as_dict(self) -> Dict[str, float]:
+        return {"length_jsd": round(self.length, 4), "vocabulary_jsd": round(self.vocabulary, 4)}
+
+
+def drift(reference: TextProfile, current: TextProfile) -> Drift:
+    return Drift(length=jensen_shannon(reference.lengths, current.lengths),
+                 vocabulary=vocabulary_divergence(reference.vocabulary, current.vocabulary))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Writes the reference profile of an archive's train split (eval reviews excluded)."""
+    from .imdb_data import DataError, ReadReport, assign_split, iter_reviews, resolve_source
+    from imdb_sentiment.pipeline.config import IngestionConfig
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--data", required=True, help="aclImdb archive or directory")
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    ingestion = IngestionConfig()
+    try:
+        source = resolve_source(args.data, Path("."))
+        texts = [review.text for review in iter_reviews(source, ReadReport())
+                 if review.source_split == "train" and assign_split(
+                     review, ingestion.eval_percent, ingestion.split_salt) == "train"]
+    except DataError as error:
+        print(f"text_profile: {error}", file=sys.stderr)
+        return 2
+    profile = TextProfile.from_texts(texts)
+    args.out.write_text(json.dumps(json.loads(profile.to_json()), ensure_ascii=False,
+                                   indent=0, sort_keys=True) + "\n")
+    print(f"wrote {args.out}: {profile.reviews} reviews, median {profile.median_words:.0f} words")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
