@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
 import time
 import warnings
@@ -25,6 +26,16 @@ from imdb_sentiment.trainer import features
 from . import config as config_lib
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_NOT_BLESSED, EXIT_LOCKED = 0, 1, 2, 3, 4
+#: Interrupted by Ctrl-C (SIGINT) or by SIGTERM: the shell's 128 + signal number.
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the run record is written and the lock released."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated(f"received signal {signum}")
 
 
 def _quiet_tensorflow(cpp_log_level: str = "2") -> None:
@@ -120,6 +131,7 @@ def command_run(args: argparse.Namespace) -> int:
     log_path = layout.logs_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     if config.data and "://" not in config.data:
         config = config.replace(data=str(Path(config.data).expanduser().resolve()))
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         with home_lock(home):
             print(f"imdb-pipeline: profile {config.profile}, home {home}\n"
@@ -142,8 +154,9 @@ def command_run(args: argparse.Namespace) -> int:
             _error(f"bad input data: {error}")
             return EXIT_BAD_INPUT
         if isinstance(failed.error, KeyboardInterrupt):
-            _error("interrupted; run the same command again to resume (completed components are cached)")
-            return 130
+            how = "terminated" if isinstance(failed.error, Terminated) else "interrupted"
+            _error(f"{how}; run the same command again to resume (completed components are cached)")
+            return EXIT_TERMINATED if isinstance(failed.error, Terminated) else EXIT_INTERRUPTED
         _error(f"{type(failed.error).__name__}: {failed.error}\n  (traceback in {log_path})")
         return EXIT_FAILURE
     if not record.get("pushed_model"):

@@ -169,6 +169,18 @@ def test_anomalous_data_stops_the_run_before_transform_with_exit_2(tmp_path):
     assert report["passed"] is False and report["splits"]["train"]["empty"] > 0
 
 
+def test_path_scrubbing_keeps_names_unique_and_leaves_other_names_alone():
+    from imdb_sentiment.trainer.signatures import _scrub_paths
+
+    name = b"hash_table_tf.Tensor(b'%s', shape=(), dtype=string)_-2_-1_load_1_2"
+    first = _scrub_paths(name % b"/home/me/tfx/Transform/transform_graph/7/.temp_path/tokens")
+    second = _scrub_paths(name % b"/home/me/tfx/Transform/transform_graph/8/.temp_path/tokens")
+    remote = _scrub_paths(name % b"gs://bucket/tfx/tokens")
+    assert first != second and b"/home/me" not in first + second and b"gs://" not in remote
+    assert first.endswith(b"/tokens', shape=(), dtype=string)_-2_-1_load_1_2")
+    assert _scrub_paths(b"plain_table_name") == b"plain_table_name"
+
+
 def _saved_model(path: Path) -> Path:
     (path / "variables").mkdir(parents=True)
     (path / "variables" / "variables.index").write_bytes(b"index")

@@ -75,6 +75,19 @@ def test_pushed_model_is_in_tf_serving_layout_and_scores_reviews(first_run):
     assert np.all(np.isfinite(probability)) and np.all((probability >= 0) & (probability <= 1))
 
 
+def test_pushed_model_holds_no_machine_local_path(first_run):
+    """TF Transform names its vocabulary table after a temp path; export scrubs it."""
+    home, _, record = first_run
+    pushed = Path(record["pushed_model"])
+    for path in pushed.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert str(home).encode() not in data and b"tftransform_tmp" not in data, path
+    assert b"path-" in (pushed / "saved_model.pb").read_bytes()  # the digest that replaced it
+    fingerprint = tf.saved_model.experimental.read_fingerprint(str(pushed))
+    assert fingerprint.saved_model_checksum  # rewritten after the scrub, still readable
+
+
 def test_explain_and_classify_agree_with_serving_default(first_run):
     _, _, record = first_run
     model = tf.saved_model.load(record["pushed_model"])

@@ -16,13 +16,16 @@ so a model trained with mixed precision serves in float32 on any CPU.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from typing import Dict
 
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.saved_model import fingerprinting_utils
 
 from imdb_sentiment.pipeline.config import TrainerConfig
 from . import features, preprocessing
@@ -128,20 +131,50 @@ def float32_twin(trained: keras.Model, hparams: TrainerConfig, vocabulary_size: 
     return twin
 
 
-def set_method_name(export_dir: str, signature: str, method_name: str) -> None:
-    """Rewrites one signature's method name in saved_model.pb.
+#: A local file path quoted inside a string attribute (TF Transform's vocabulary
+#: table is named after the file it was first read from, a temp path under the
+#: pipeline root: `hash_table_tf.Tensor(b'/…/tftransform_tmp/tokens', …)_…`).
+_QUOTED_PATH = re.compile(rb"b'(/[^']+|[a-zA-Z]:\\\\[^']+|[a-z0-9]+://[^']+)'")
 
-    tf.saved_model always writes `tensorflow/serving/predict`; TF Serving's
-    Classify API only accepts signatures marked `tensorflow/serving/classify`.
+
+def _scrub_paths(value: bytes) -> bytes:
+    """Replaces each quoted path by a digest of it: as unique, no longer a path."""
+    return _QUOTED_PATH.sub(
+        lambda match: b"b'path-" + hashlib.sha256(match.group(1)).hexdigest()[:16].encode()
+        + b"/" + match.group(1).rstrip(b"/").rsplit(b"/", 1)[-1] + b"'", value)
+
+
+def finalize_saved_model(export_dir: str) -> int:
+    """Post-processes saved_model.pb in place; returns how many names were scrubbed.
+
+    - Marks the classify signature `tensorflow/serving/classify`:
+      tf.saved_model always writes `tensorflow/serving/predict`, and TF
+      Serving's Classify API only accepts the former.
+    - Removes machine-local paths from `shared_name` attributes. Resource
+      names must stay unique per vocabulary (two models loaded in one process
+      must not share a table), so each path becomes a digest of itself.
+    - Rewrites fingerprint.pb, which hashes saved_model.pb.
     """
     path = os.path.join(export_dir, "saved_model.pb")
     saved_model = saved_model_pb2.SavedModel()
     with tf.io.gfile.GFile(path, "rb") as handle:
         saved_model.ParseFromString(handle.read())
+    scrubbed = 0
     for meta_graph in saved_model.meta_graphs:
-        meta_graph.signature_def[signature].method_name = method_name
+        meta_graph.signature_def[CLASSIFY_SIGNATURE].method_name = CLASSIFY_METHOD
+        graph = meta_graph.graph_def
+        nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+        for node in nodes:
+            if "shared_name" in node.attr:
+                old = node.attr["shared_name"].s
+                new = _scrub_paths(old)
+                if new != old:
+                    node.attr["shared_name"].s = new
+                    scrubbed += 1
     with tf.io.gfile.GFile(path, "wb") as handle:
         handle.write(saved_model.SerializeToString())
+    fingerprinting_utils.write_fingerprint(export_dir)
+    return scrubbed
 
 
 def export_serving_model(trained: keras.Model, tft_output: tft.TFTransformOutput,
@@ -150,4 +183,4 @@ def export_serving_model(trained: keras.Model, tft_output: tft.TFTransformOutput
     model = float32_twin(trained, hparams, vocabulary_size)
     signatures = build_signatures(model, tft_output, hparams)
     model.save(export_dir, save_format="tf", signatures=signatures, include_optimizer=False)
-    set_method_name(export_dir, CLASSIFY_SIGNATURE, CLASSIFY_METHOD)
+    finalize_saved_model(export_dir)
