@@ -136,7 +136,7 @@ def run_variant(name: str, overrides: Dict[str, Any], train_split, eval_split, a
         if hparams.pretrain_embeddings:  # counted as training time
             model.get_layer("embedding").set_weights([ppmi_svd_embeddings(
                 x_train, features.vocabulary_input_dim(len(vocabulary)), hparams.embedding_dim,
-                hparams.pretrain_window, seed=hparams.seed)])
+                hparams.pretrain_window, seed=hparams.seed, scale=hparams.pretrain_scale)])
         setup_seconds = time.perf_counter() - pretrain_start
         batch_size, epochs = hparams.batch_size, hparams.epochs
         config = dataclasses.asdict(hparams)

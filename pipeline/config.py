@@ -73,6 +73,10 @@ class TrainerConfig:
     #: Start the Embedding from PPMI-SVD vectors of the train split's text.
     pretrain_embeddings: bool = True
     pretrain_window: int = 5
+    #: Norm of each pre-trained word vector (0.05 matches Keras' uniform init).
+    pretrain_scale: float = 0.05
+    #: False keeps the Embedding fixed (only sensible with pre-trained vectors).
+    train_embeddings: bool = True
     # --- Optimisation ---
     batch_size: int = 64
     epochs: int = 5

@@ -110,7 +110,7 @@ def build_model(hparams: TrainerConfig, vocabulary_size: int) -> keras.Model:
                           name="word_dropout")(trimmed)
     embedded = keras.layers.Embedding(
         features.vocabulary_input_dim(vocabulary_size), hparams.embedding_dim,
-        mask_zero=True, name="embedding")(dropped)
+        mask_zero=True, trainable=hparams.train_embeddings, name="embedding")(dropped)
     embedded = keras.layers.SpatialDropout1D(hparams.embedding_dropout)(embedded)
     sequence, forward_h, _, backward_h, _ = keras.layers.Bidirectional(
         build_lstm(hparams), name=LSTM_LAYER)(embedded)

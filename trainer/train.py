@@ -138,7 +138,7 @@ def train(hparams: TrainerConfig, train_dataset: tf.data.Dataset, eval_dataset: 
             rows = train_token_ids if train_token_ids is not None else token_id_matrix(train_dataset)
             vectors = ppmi_svd_embeddings(rows, features.vocabulary_input_dim(vocabulary_size),
                                           hparams.embedding_dim, hparams.pretrain_window,
-                                          seed=hparams.seed)
+                                          seed=hparams.seed, scale=hparams.pretrain_scale)
             model.get_layer("embedding").set_weights([vectors])
     pretrain_seconds = round(time.perf_counter() - start, 1)
     progress = ProgressLogger(train_examples)
