@@ -23,6 +23,7 @@ import json
 import math
 import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
@@ -147,7 +148,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     ingestion = IngestionConfig()
     try:
-        source = resolve_source(args.data, Path("."))
+        source = resolve_source(args.data, Path(tempfile.gettempdir()) / "imdb-download-cache")
         texts = [review.text for review in iter_reviews(source, ReadReport())
                  if review.source_split == "train" and assign_split(
                      review, ingestion.eval_percent, ingestion.split_salt) == "train"]

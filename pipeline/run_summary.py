@@ -130,10 +130,14 @@ def blessing_reason(evaluation_uri: str, blessed: bool) -> str:
 def model_summary(reader: MetadataReader, since_ms: int) -> Dict[str, Any]:
     """Evaluation, blessing and push facts of the latest run."""
     summary: Dict[str, Any] = {"metrics": {}, "blessed": None, "blessing_reason": None,
-                               "pushed_model": None, "training": None, "ingestion": None}
+                               "pushed_model": None, "training": None, "ingestion": None,
+                               "data_checks": None}
     examples = reader.output("ImdbExampleGen", "examples", since_ms)
     if examples is not None and _property(examples, "ingestion_report"):
         summary["ingestion"] = json.loads(_property(examples, "ingestion_report"))
+    gate = reader.output("DataGate", "result", since_ms)
+    if gate is not None and _property(gate, "text_checks"):
+        summary["data_checks"] = json.loads(_property(gate, "text_checks"))
     model_run = reader.output("Trainer", "model_run", since_ms)
     if model_run is not None:
         history_path = os.path.join(model_run.uri, "training_history.json")

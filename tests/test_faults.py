@@ -163,7 +163,7 @@ def test_anomalous_data_stops_the_run_before_transform_with_exit_2(tmp_path):
     statuses = {c["component"]: c["status"] for c in record["components"]}
     assert statuses["DataGate"] == "failed", statuses
     assert statuses["Transform"] != "complete" and statuses["Trainer"] != "complete"
-    assert record["pushed_model"] is None
+    assert record["pushed_model"] is None and "one class only" in record["error"]
     log = Path(record["log_file"]).read_text()
     report = json.loads(log.split("DataGate text report: ")[1].splitlines()[0])
     assert report["passed"] is False and report["splits"]["train"]["empty"] > 0

@@ -59,6 +59,9 @@ def test_every_component_completed_and_the_summary_says_so(first_run):
         assert 0.0 <= overall[metric] <= 1.0
     assert any(name.startswith("rating=") for name in record["metrics"]["eval"])
     assert record["ingestion"]["splits"]["train"]["reviews"] > 500
+    checks = record["data_checks"]  # DataGate's text profile comparisons
+    assert checks["train"]["drift_from_reference"]["vocabulary_jsd"] < 0.1
+    assert checks["eval"]["drift_from_train"]["length_jsd"] < 0.1
     assert record["training"]["epochs"]
 
 
