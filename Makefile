@@ -1,7 +1,7 @@
 # Two commands for a fresh clone:  make run  and  make test.
 # Both create the virtual environment first if it is missing or stale.
 
-PYTHON_310 := $(firstword $(wildcard /root/.pyenv/versions/3.10.*/bin/python) $(shell command -v python3.10))
+PYTHON_310 := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python) $(shell command -v python3.10))
 PYTHON ?= $(PYTHON_310)
 VENV ?= .venv
 BIN := $(VENV)/bin

@@ -226,3 +226,24 @@ def test_a_second_run_on_the_same_home_refuses_with_exit_4(tmp_path):
     assert "in use by a running pipeline" in result.stderr and f"pid {os.getpid()}" in result.stderr
     with home_lock(home):  # released: usable again
         pass
+
+
+def test_repository_holds_no_credentials_or_paths_of_this_machine():
+    import re
+
+    from conftest import REPO_ROOT
+
+    files = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert len(files) > 30
+    local = {str(REPO_ROOT), str(REPO_ROOT.parent), str(Path.home()) + "/"} - {"/"}
+    secret = re.compile(r"AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY|gh[pousr]_[A-Za-z0-9]{30,}"
+                        r"|xox[baprs]-[A-Za-z0-9-]{10,}|(password|passwd|secret|token)\s*[:=]\s*['\"][^'\"]{6,}")
+    for name in files:
+        path = REPO_ROOT / name
+        if not path.is_file() or path.suffix in {".png"}:
+            continue
+        text = path.read_text(errors="replace")
+        for prefix in local:
+            assert prefix not in text, (name, prefix)
+        assert not secret.search(text), (name, secret.search(text).group(0))
