@@ -5,6 +5,9 @@ times the `serving_default` signature on serialized tf.Examples:
 - one review of median length (eval split), repeated: p50 / p90 / p99 ms;
 - batches of 256 eval reviews: reviews per second (median over batches).
 The `explain` signature (raw strings in) is timed the same way for reference.
+With `--chunk-sweep 32,64,128,256` it also times the transform alone and the
+model alone on one length-sorted batch cut into chunks of each size (what
+`serving_chunk_size` trades off), to show where serving time goes.
 
   python benchmarks/serving_latency.py --model pipeline_home/serving/imdb_sentiment
 """
@@ -48,6 +51,28 @@ def percentiles(samples: List[float]) -> Dict[str, float]:
     return {f"p{q}": round(float(np.percentile(samples, q)), 2) for q in (50, 90, 99)}
 
 
+def chunk_sweep(model, examples: tf.Tensor, sizes: List[int]) -> Dict[str, float]:
+    """Reviews/s of the transform alone, and of the Keras model alone per chunk size."""
+    if not sizes:
+        return {}
+    transform = model.signatures["transform_features"]
+    ids = transform(examples=examples)["token_ids"]
+    count = int(ids.shape[0])
+    lengths = tf.reduce_sum(tf.cast(ids != 0, tf.int32), axis=1)
+    ordered = tf.gather(ids, tf.argsort(lengths, stable=True))
+
+    def rate(call: Callable[[], object]) -> float:
+        return round(count / (statistics.median(timings_ms(call, 10, warmup=2)) / 1000), 1)
+
+    results = {"transform_features alone": rate(lambda: transform(examples=examples))}
+    for size in sizes:
+        def chunks(size=size):
+            for start in range(0, count, size):
+                model(ordered[start:start + size], training=False)
+        results[f"model alone, sorted chunks of {size}"] = rate(chunks)
+    return results
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -56,6 +81,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--repeats", type=int, default=300)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--chunk-sweep", default="", help="e.g. 32,64,128,256")
     args = parser.parse_args(argv)
 
     model_dir = serving_client.resolve_model_dir(args.model)
@@ -88,9 +114,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         {"case": f"serving_default, batch {args.batch_size}: reviews/s (median of {args.batches})",
          "p50": round(statistics.median(throughputs), 1)},
     ]
+    sweep = chunk_sweep(model, batches[0], [int(c) for c in args.chunk_sweep.split(",") if c])
+    rows += [{"case": f"{case}: reviews/s (median of 10)", "p50": value}
+             for case, value in sweep.items()]
     print(f"model: {model_dir}")
     print(common.table(rows, ["case", "p50", "p90", "p99"]))
     path = common.write_result("serving", {
+        "chunk_sweep": sweep,
         "model": model_dir.name, "median_review_words": len(median_review.split()),
         "single_review_ms": percentiles(single_ms), "explain_single_ms": percentiles(explain_ms),
         "batch_size": args.batch_size,
