@@ -102,16 +102,17 @@ def text_problems(profiles: Dict[str, text_profile.TextProfile],
         if profile.empty_fraction > limits.max_empty_fraction:
             problems.append(f"{split}: {profile.empty} of {profile.reviews} reviews are empty "
                             f"(more than {limits.max_empty_fraction:.1%})")
+    # (split, report key, what it is compared with, baseline profile)
     comparisons = []
     if reference is not None and "train" in profiles:
-        comparisons.append(("train", "the reference profile", reference, profiles["train"]))
+        comparisons.append(("train", "drift_from_reference", "the reference profile", reference))
     if "train" in profiles:
-        comparisons += [(split, "the train split", profiles["train"], profiles[split])
+        comparisons += [(split, "drift_from_train", "the train split", profiles["train"])
                         for split in profiles if split != "train"]
-    for split, against, base, current in comparisons:
+    for split, key, against, base in comparisons:
+        current = profiles[split]
         measured = text_profile.drift(base, current)
-        report[split][f"drift_from_{'reference' if against.startswith('the ref') else 'train'}"] = (
-            measured.as_dict())
+        report[split][key] = measured.as_dict()
         if measured.length > limits.max_length_drift:
             problems.append(
                 f"{split}: review lengths drifted from {against} (Jensen-Shannon "
