@@ -82,8 +82,9 @@ class TextProfile:
                    lengths=[round(b / reviews, 7) if reviews else 0.0 for b in bins],
                    vocabulary=vocabulary, median_words=median)
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), ensure_ascii=False, sort_keys=True)
+    def to_json(self, indent: Optional[int] = None) -> str:
+        return json.dumps(dataclasses.asdict(self), ensure_ascii=False, sort_keys=True,
+                          indent=indent)
 
     @classmethod
     def from_json(cls, text: str) -> "TextProfile":
@@ -150,14 +151,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         source = resolve_source(args.data, Path(tempfile.gettempdir()) / "imdb-download-cache")
         texts = [review.text for review in iter_reviews(source, ReadReport())
-                 if review.source_split == "train" and assign_split(
-                     review, ingestion.eval_percent, ingestion.split_salt) == "train"]
+                 if assign_split(review, ingestion.eval_percent, ingestion.split_salt) == "train"]
     except DataError as error:
         print(f"text_profile: {error}", file=sys.stderr)
         return 2
     profile = TextProfile.from_texts(texts)
-    args.out.write_text(json.dumps(json.loads(profile.to_json()), ensure_ascii=False,
-                                   indent=0, sort_keys=True) + "\n")
+    args.out.write_text(profile.to_json(indent=0) + "\n")
     print(f"wrote {args.out}: {profile.reviews} reviews, median {profile.median_words:.0f} words")
     return 0
 

@@ -129,19 +129,16 @@ def test_text_checks_pass_same_distribution_and_name_each_shift():
     assert problems and problems[0].startswith("eval: vocabulary drifted from the train split")
 
 
-def test_reference_profile_shipped_with_the_schema_matches_the_imdb_train_split():
+def test_reference_profile_shipped_with_the_schema_matches_the_imdb_train_split(tmp_path):
     """The curated reference is what `text_profile` makes of the real data (when present)."""
     from conftest import real_data_path
     from imdb_sentiment.pipeline.config import ValidationConfig
 
     shipped = text_profile.TextProfile.from_json(Path(ValidationConfig().reference_profile).read_text())
     assert shipped.reviews > 20000 and shipped.median_words > 100
-    rebuilt = Path(os.environ.get("PYTEST_TMP", "/tmp")) / f"profile-{os.getpid()}.json"
-    try:
-        assert text_profile.main(["--data", str(real_data_path()), "--out", str(rebuilt)]) == 0
-        assert text_profile.TextProfile.from_json(rebuilt.read_text()) == shipped
-    finally:
-        rebuilt.unlink(missing_ok=True)
+    rebuilt = tmp_path / "profile.json"
+    assert text_profile.main(["--data", str(real_data_path()), "--out", str(rebuilt)]) == 0
+    assert text_profile.TextProfile.from_json(rebuilt.read_text()) == shipped
 
 
 @pytest.mark.slow
