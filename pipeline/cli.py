@@ -47,8 +47,9 @@ def _error(message: str) -> None:
     sys.stderr.write(f"imdb-pipeline: error: {message}\n")
 
 
-#: The PipelineConfig sections `--set` can reach.
-CONFIG_SECTIONS = ("ingestion", "validation", "trainer", "evaluation")
+#: The PipelineConfig sections `--set` can reach: its nested dataclasses.
+CONFIG_SECTIONS = tuple(name for name, value in vars(config_lib.PipelineConfig()).items()
+                        if dataclasses.is_dataclass(value))
 
 
 def _parse_overrides(pairs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
