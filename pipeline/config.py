@@ -89,6 +89,12 @@ class TrainerConfig:
     #: this momentum (0 turns averaging off). The average is what validation
     #: sees, so early stopping keeps the best *averaged* weights.
     weight_averaging_momentum: float = 0.0
+    #: Adversarial training: each step also fits the batch with its embedded
+    #: reviews moved by this fraction of their norm in the loss-increasing
+    #: direction (0 turns it off; it doubles the cost of a step).
+    adversarial_epsilon: float = 0.0
+    #: Weight of the perturbed batch's loss beside the clean loss.
+    adversarial_weight: float = 1.0
     bucket_count: int = 8
     shuffle_buffer: int = 25000
     seed: int = 42

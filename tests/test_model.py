@@ -10,7 +10,8 @@ import tf_keras as keras
 from imdb_sentiment.pipeline.config import TrainerConfig, profile_config
 from imdb_sentiment.trainer import features, train
 from imdb_sentiment.trainer.attention import BahdanauAttention
-from imdb_sentiment.trainer.model import (LSTM_LAYER, TrimPadding, build_model, compile_model,
+from imdb_sentiment.trainer.model import (LSTM_LAYER, PERTURBATION_LAYER, AdversarialClassifier,
+                                          TrimPadding, build_model, compile_model,
                                           cudnn_ineligibility, explainer_model)
 
 HPARAMS = TrainerConfig(vocab_size=50, embedding_dim=8, lstm_units=4, attention_units=4,
@@ -193,3 +194,50 @@ def test_frozen_embeddings_stay_as_initialised():
     keras.utils.set_random_seed(hparams.seed)  # as train() does: same initial embedding
     fresh = build_model(hparams, 50)
     np.testing.assert_allclose(embedding.get_weights()[0], fresh.get_layer("embedding").get_weights()[0])
+
+
+def _one_step_weights(epsilon: float, **overrides) -> list:
+    """Weights after one training step from a fixed start, dropout off."""
+    hparams = TrainerConfig(**{**TOY, "word_dropout": 0.0, "embedding_dropout": 0.0,
+                               "head_dropout": 0.0, "adversarial_epsilon": epsilon, **overrides})
+    keras.utils.set_random_seed(0)
+    model = build_model(hparams, 50)
+    # A tiny epsilon keeps Adam's first step a pure function of the gradient signs.
+    model.compile(optimizer=keras.optimizers.Adam(0.01, epsilon=1e-15), loss="binary_crossentropy")
+    model.fit(_toy_dataset().take(1), epochs=1, verbose=0)
+    assert model.get_layer(PERTURBATION_LAYER).offset is None  # reset after the step
+    return [w.copy() for w in model.get_weights()]
+
+
+def test_adversarial_step_uses_the_perturbed_batch():
+    # Adam's first step depends only on the gradient's sign pattern, so
+    # clean + adversarial gradients move the weights exactly as the clean
+    # gradients alone do when the perturbation is negligible; a real
+    # perturbation changes the adversarial gradients and so the step.
+    plain = _one_step_weights(0.0)
+    negligible = _one_step_weights(1e-9)
+    perturbed = _one_step_weights(0.5)
+    def largest_difference(weights):
+        return max(float(np.abs(a - b).max()) for a, b in zip(plain, weights))
+
+    # A sign flip moves a weight by 2 × the learning rate (0.02); float noise
+    # in gradients near zero moves a few by far less.
+    assert largest_difference(negligible) < 1e-3
+    assert largest_difference(perturbed) > 1e-2
+
+
+def test_adversarial_model_trains_under_mixed_precision_and_exports_a_plain_twin():
+    from imdb_sentiment.trainer.signatures import float32_twin
+
+    hparams = TrainerConfig(**TOY, adversarial_epsilon=0.05, mixed_precision="on")
+    try:
+        model, history = train.train(hparams, _toy_dataset(), _toy_dataset(), 128,
+                                     vocabulary_size=50)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert isinstance(model, AdversarialClassifier)
+    assert all(np.isfinite(epoch["loss"]) for epoch in history["epochs"])
+    twin = float32_twin(model, hparams, 50)
+    assert not isinstance(twin, AdversarialClassifier)  # exported: the stock train_step
+    rows = tf.constant([[3, 4, 5, 0], [6, 7, 8, 9]], tf.int64)
+    np.testing.assert_allclose(twin(rows).numpy(), model(rows).numpy(), atol=2e-3)

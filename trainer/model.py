@@ -12,7 +12,7 @@ review so no step is spent on padding beyond it.
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 import tensorflow as tf
 import tf_keras as keras
@@ -23,6 +23,13 @@ from .attention import BahdanauAttention
 
 ATTENTION_LAYER = "attention"
 LSTM_LAYER = "bilstm"
+PERTURBATION_LAYER = "embedding_perturbation"
+
+
+def trimmed_length(token_ids: tf.Tensor) -> tf.Tensor:
+    """Steps a batch keeps after trimming: its longest review (at least 1)."""
+    lengths = tf.reduce_sum(tf.cast(tf.not_equal(token_ids, features.PAD_ID), tf.int32), axis=1)
+    return tf.maximum(tf.reduce_max(lengths), 1)
 
 
 @keras.utils.register_keras_serializable(package="imdb_sentiment")
@@ -30,9 +37,7 @@ class TrimPadding(keras.layers.Layer):
     """Cuts right padding beyond the longest row of the batch (at least 1 step)."""
 
     def call(self, token_ids: tf.Tensor) -> tf.Tensor:
-        lengths = tf.reduce_sum(tf.cast(tf.not_equal(token_ids, features.PAD_ID), tf.int32), axis=1)
-        longest = tf.maximum(tf.reduce_max(lengths), 1)
-        return token_ids[:, :longest]
+        return token_ids[:, :trimmed_length(token_ids)]
 
 
 @keras.utils.register_keras_serializable(package="imdb_sentiment")
@@ -52,6 +57,108 @@ class WordDropout(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "oov_id": self.oov_id}
+
+
+@keras.utils.register_keras_serializable(package="imdb_sentiment")
+class EmbeddingPerturbation(keras.layers.Layer):
+    """Identity, except during an adversarial training step.
+
+    `AdversarialClassifier.train_step` sets `offset` (a tensor shaped like
+    the embedded batch) for one forward pass and resets it to None. The
+    layer has no weights, so serving and exported models never see it act.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.offset: Optional[tf.Tensor] = None
+        self.last_input: Optional[tf.Tensor] = None
+
+    def call(self, embedded: tf.Tensor) -> tf.Tensor:
+        if self.offset is None:
+            return embedded
+        self.last_input = embedded
+        return embedded + tf.cast(self.offset, embedded.dtype)
+
+
+def _add_gradients(clean, adversarial, weight: float):
+    """clean + weight × adversarial, for dense or sparse (IndexedSlices) gradients."""
+    if adversarial is None:
+        return clean
+    if isinstance(adversarial, tf.IndexedSlices):
+        adversarial = tf.IndexedSlices(adversarial.values * weight, adversarial.indices,
+                                       adversarial.dense_shape)
+    else:
+        adversarial = adversarial * weight
+    if clean is None:
+        return adversarial
+    if isinstance(clean, tf.IndexedSlices) and isinstance(adversarial, tf.IndexedSlices):
+        return tf.IndexedSlices(tf.concat([clean.values, adversarial.values], 0),
+                                tf.concat([clean.indices, adversarial.indices], 0),
+                                clean.dense_shape)
+    return tf.convert_to_tensor(clean) + tf.convert_to_tensor(adversarial)
+
+
+class AdversarialClassifier(keras.Model):
+    """The classifier trained with adversarial perturbations of its embeddings.
+
+    Each step (Miyato et al., 2017, "Adversarial training methods for
+    semi-supervised text classification") takes the gradient of the loss
+    with respect to the embedded reviews, moves every review's embeddings by
+    `epsilon` × its own embedding norm in that direction, and adds the loss
+    on the perturbed batch (× `weight`) to the clean loss. It regularises
+    the word vectors and the LSTM against small shifts in meaning, at the
+    cost of a second forward and backward pass per step.
+    """
+
+    def configure_adversary(self, epsilon: float, weight: float) -> None:
+        self.adversarial_epsilon, self.adversarial_weight = epsilon, weight
+
+    def _scaled(self, loss: tf.Tensor) -> tf.Tensor:
+        """The loss to differentiate (scaled under mixed precision); call under the tape."""
+        if isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer):
+            return self.optimizer.get_scaled_loss(loss)
+        return loss
+
+    def _gradients(self, tape: tf.GradientTape, scaled_loss: tf.Tensor, sources: list) -> list:
+        gradients = tape.gradient(scaled_loss, sources)
+        if isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer):
+            return self.optimizer.get_unscaled_gradients(gradients)
+        return gradients
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        perturbation = self.get_layer(PERTURBATION_LAYER)
+        embedding = self.get_layer("embedding")
+        variables = self.trainable_variables
+        origin = tf.zeros([tf.shape(x)[0], trimmed_length(x), embedding.output_dim],
+                          dtype=embedding.compute_dtype)
+        try:
+            with tf.GradientTape() as tape:
+                tape.watch(origin)
+                perturbation.offset = origin
+                prediction = self(x, training=True)
+                loss = self.compute_loss(x, y, prediction, sample_weight)
+                scaled_loss = self._scaled(loss)
+            *gradients, direction = self._gradients(tape, scaled_loss, variables + [origin])
+            direction = tf.cast(tf.stop_gradient(direction), tf.float32)
+            # The norm of each review's embedded sequence sets the step size,
+            # so epsilon is relative and survives the embeddings growing.
+            embedded_norm = tf.norm(tf.cast(tf.stop_gradient(perturbation.last_input), tf.float32),
+                                    axis=[1, 2], keepdims=True)
+            step = direction / (tf.norm(direction, axis=[1, 2], keepdims=True) + 1e-12)
+            with tf.GradientTape() as adversarial_tape:
+                perturbation.offset = self.adversarial_epsilon * embedded_norm * step
+                adversarial_prediction = self(x, training=True)
+                adversarial_loss = self._scaled(
+                    self.compute_loss(x, y, adversarial_prediction, sample_weight))
+            adversarial_gradients = self._gradients(adversarial_tape, adversarial_loss, variables)
+        finally:
+            perturbation.offset = perturbation.last_input = None
+        combined = [_add_gradients(g, a, self.adversarial_weight)
+                    for g, a in zip(gradients, adversarial_gradients)]
+        self.optimizer.apply_gradients(zip(combined, variables))
+        return self.compute_metrics(x, y, prediction, sample_weight)
 
 
 @keras.utils.register_keras_serializable(package="imdb_sentiment")
@@ -111,6 +218,7 @@ def build_model(hparams: TrainerConfig, vocabulary_size: int) -> keras.Model:
     embedded = keras.layers.Embedding(
         features.vocabulary_input_dim(vocabulary_size), hparams.embedding_dim,
         mask_zero=True, trainable=hparams.train_embeddings, name="embedding")(dropped)
+    embedded = EmbeddingPerturbation(name=PERTURBATION_LAYER)(embedded)
     embedded = keras.layers.SpatialDropout1D(hparams.embedding_dropout)(embedded)
     sequence, forward_h, _, backward_h, _ = keras.layers.Bidirectional(
         build_lstm(hparams), name=LSTM_LAYER)(embedded)
@@ -124,6 +232,10 @@ def build_model(hparams: TrainerConfig, vocabulary_size: int) -> keras.Model:
     hidden = keras.layers.Dropout(hparams.head_dropout)(hidden)
     probability = keras.layers.Dense(1, activation="sigmoid", dtype="float32",
                                      name="probability")(hidden)
+    if hparams.adversarial_epsilon > 0:
+        model = AdversarialClassifier(token_ids, probability, name="bilstm_attention")
+        model.configure_adversary(hparams.adversarial_epsilon, hparams.adversarial_weight)
+        return model
     return keras.Model(token_ids, probability, name="bilstm_attention")
 
 

@@ -16,6 +16,7 @@ so a model trained with mixed precision serves in float32 on any CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -124,7 +125,8 @@ def float32_twin(trained: keras.Model, hparams: TrainerConfig, vocabulary_size: 
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
-        twin = build_model(hparams, vocabulary_size)
+        # A plain keras.Model: adversarial training only changes train_step.
+        twin = build_model(dataclasses.replace(hparams, adversarial_epsilon=0.0), vocabulary_size)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     twin.set_weights(trained.get_weights())
