@@ -61,8 +61,11 @@ def tokenize(texts: Sequence[str], batch: int = 2048) -> List[List[str]]:
     return tokens
 
 
-def load_splits(data: Path, sample_percent: int = 100) -> Tuple[Split, Split]:
-    """(train, eval) token lists and labels, split exactly as the pipeline does."""
+RawSplit = Tuple[List[str], np.ndarray]
+
+
+def load_raw_splits(data: Path, sample_percent: int = 100) -> Tuple[RawSplit, RawSplit]:
+    """(train, eval) review texts and labels, split exactly as the pipeline does."""
     ingestion = IngestionConfig(sample_percent=sample_percent)
     texts: Dict[str, List[str]] = {"train": [], "eval": []}
     labels: Dict[str, List[int]] = {"train": [], "eval": []}
@@ -73,7 +76,13 @@ def load_splits(data: Path, sample_percent: int = 100) -> Tuple[Split, Split]:
         if split in texts:
             texts[split].append(review.text)
             labels[split].append(review.label)
-    return tuple((tokenize(texts[s]), np.array(labels[s], np.float32)) for s in ("train", "eval"))
+    return tuple((texts[s], np.array(labels[s], np.float32)) for s in ("train", "eval"))
+
+
+def load_splits(data: Path, sample_percent: int = 100) -> Tuple[Split, Split]:
+    """(train, eval) token lists and labels, split and normalised as the pipeline does."""
+    return tuple((tokenize(texts), labels)
+                 for texts, labels in load_raw_splits(data, sample_percent))
 
 
 def build_vocabulary(token_lists: Sequence[Sequence[str]], size: int, min_frequency: int) -> Dict[str, int]:

@@ -91,8 +91,9 @@ class TrainerConfig:
     weight_averaging_momentum: float = 0.0
     #: Adversarial training: each step also fits the batch with its embedded
     #: reviews moved by this fraction of their norm in the loss-increasing
-    #: direction (0 turns it off; it doubles the cost of a step).
-    adversarial_epsilon: float = 0.0
+    #: direction (0 turns it off). Worth about +0.8 points of eval accuracy
+    #: for about 1.6x the training time (README, Benchmarks).
+    adversarial_epsilon: float = 0.05
     #: Weight of the perturbed batch's loss beside the clean loss.
     adversarial_weight: float = 1.0
     bucket_count: int = 8

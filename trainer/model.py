@@ -5,6 +5,9 @@ returning sequences and final states → query = [forward h; backward h] →
 additive attention over the LSTM outputs → [context; masked max-pool of the
 outputs] → dropout → sigmoid probability.
 
+Training adds adversarial perturbations of the embedded reviews
+(`AdversarialClassifier`); the exported model is the plain network.
+
 The LSTM is kept cuDNN-eligible (tanh/sigmoid, no recurrent dropout, no
 unroll, bias on, right-padded masks), and the batch is trimmed to its longest
 review so no step is spent on padding beyond it.
