@@ -13,7 +13,7 @@ Variants:
   project    the pipeline's default TrainerConfig (full profile)
   project:K=V,K=V   the default with TrainerConfig fields overridden
 
-  python benchmarks/train_benchmark.py --variants notebook,project
+  python benchmarks/train_benchmark.py --variants "notebook;project"
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=common.DEFAULT_DATA)
-    parser.add_argument("--variants", default="notebook,project",
+    parser.add_argument("--variants", default="notebook;project",
                         help="';'-separated: notebook, project, project:field=value,...")
     parser.add_argument("--target", type=float, default=0.85)
     parser.add_argument("--eval-every", type=float, default=0.25, help="fraction of an epoch")
