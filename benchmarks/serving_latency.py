@@ -8,6 +8,9 @@ The `explain` signature (raw strings in) is timed the same way for reference.
 With `--chunk-sweep 32,64,128,256` it also times the transform alone and the
 model alone on one length-sorted batch cut into chunks of each size (what
 `serving_chunk_size` trades off), to show where serving time goes.
+`--intra-op-threads` / `--inter-op-threads` set TensorFlow's thread pools as
+TF Serving's `--tensorflow_intra_op_parallelism` / `--tensorflow_inter_op_parallelism`
+flags do (on 2 cores, 1 / 2 is much faster than the defaults: README).
 
   python benchmarks/serving_latency.py --model pipeline_home/serving/imdb_sentiment
 """
@@ -82,7 +85,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--chunk-sweep", default="", help="e.g. 32,64,128,256")
+    parser.add_argument("--intra-op-threads", type=int, default=0,
+                        help="TF Serving's --tensorflow_intra_op_parallelism (0: TF's default)")
+    parser.add_argument("--inter-op-threads", type=int, default=0,
+                        help="TF Serving's --tensorflow_inter_op_parallelism (0: TF's default)")
     args = parser.parse_args(argv)
+    # Must precede any TensorFlow op: thread pools are fixed once created.
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
 
     model_dir = serving_client.resolve_model_dir(args.model)
     model = tf.saved_model.load(str(model_dir))
@@ -117,9 +127,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     sweep = chunk_sweep(model, batches[0], [int(c) for c in args.chunk_sweep.split(",") if c])
     rows += [{"case": f"{case}: reviews/s (median of 10)", "p50": value}
              for case, value in sweep.items()]
-    print(f"model: {model_dir}")
+    print(f"model: {model_dir}; threads: intra-op {args.intra_op_threads or 'default'}, "
+          f"inter-op {args.inter_op_threads or 'default'}")
     print(common.table(rows, ["case", "p50", "p90", "p99"]))
     path = common.write_result("serving", {
+        "intra_op_threads": args.intra_op_threads, "inter_op_threads": args.inter_op_threads,
         "chunk_sweep": sweep,
         "model": model_dir.name, "median_review_words": len(median_review.split()),
         "single_review_ms": percentiles(single_ms), "explain_single_ms": percentiles(explain_ms),

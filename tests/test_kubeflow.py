@@ -352,6 +352,10 @@ def test_manifests_are_kubernetes_objects_of_the_expected_kinds():
     assert deployment["spec"]["selector"]["matchLabels"] == deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"] == deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    # The measured serving thread setting, no more concurrent ops than CPUs.
+    flags = dict(arg.lstrip("-").split("=", 1) for arg in container["args"])
+    assert flags["tensorflow_intra_op_parallelism"] == "1"
+    assert int(flags["tensorflow_inter_op_parallelism"]) <= int(container["resources"]["limits"]["cpu"])
 
 
 def test_dockerfile_runs_as_non_root_from_the_tfx_base_image():
