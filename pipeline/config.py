@@ -95,7 +95,7 @@ class TrainerConfig:
     #: Adversarial training: each step also fits the batch with its embedded
     #: reviews moved by this fraction of their norm in the loss-increasing
     #: direction (0 turns it off). Worth about +0.8 points of eval accuracy
-    #: for about 1.6x the training time (README, Benchmarks).
+    #: for about twice the training time (README, Benchmarks).
     adversarial_epsilon: float = 0.05
     #: Weight of the perturbed batch's loss beside the clean loss.
     adversarial_weight: float = 1.0
