@@ -6,8 +6,9 @@ times the `serving_default` signature on serialized tf.Examples:
 - batches of 256 eval reviews: reviews per second (median over batches).
 The `explain` signature (raw strings in) is timed the same way for reference.
 With `--chunk-sweep 32,64,128,256` it also times the transform alone and the
-model alone on one length-sorted batch cut into chunks of each size (what
-`serving_chunk_size` trades off), to show where serving time goes.
+networks alone (the Keras model and, if exported, the folded network) on one
+length-sorted batch cut into chunks of each size (what `serving_chunk_size`
+trades off), to show where serving time goes.
 `--intra-op-threads` / `--inter-op-threads` set TensorFlow's thread pools as
 TF Serving's `--tensorflow_intra_op_parallelism` / `--tensorflow_inter_op_parallelism`
 flags do (on 2 cores, 1 / 2 is much faster than the defaults: README).
@@ -55,7 +56,12 @@ def percentiles(samples: List[float]) -> Dict[str, float]:
 
 
 def chunk_sweep(model, examples: tf.Tensor, sizes: List[int]) -> Dict[str, float]:
-    """Reviews/s of the transform alone, and of the Keras model alone per chunk size."""
+    """Reviews/s of the transform alone, and of the networks alone per chunk size.
+
+    Times the Keras classifier and, in a model exported with the embedding
+    folded into the LSTM (`serving_folded_lstm`), the folded network that
+    the signatures run: same weights, side by side.
+    """
     if not sizes:
         return {}
     transform = model.signatures["transform_features"]
@@ -68,11 +74,15 @@ def chunk_sweep(model, examples: tf.Tensor, sizes: List[int]) -> Dict[str, float
         return round(count / (statistics.median(timings_ms(call, 10, warmup=2)) / 1000), 1)
 
     results = {"transform_features alone": rate(lambda: transform(examples=examples))}
+    networks = {"Keras model": lambda ids: model(ids, training=False)}
+    if hasattr(getattr(model, "inference_network", None), "forward"):
+        networks["folded network"] = model.inference_network
     for size in sizes:
-        def chunks(size=size):
-            for start in range(0, count, size):
-                model(ordered[start:start + size], training=False)
-        results[f"model alone, sorted chunks of {size}"] = rate(chunks)
+        for name, network in networks.items():
+            def chunks(size=size, network=network):
+                for start in range(0, count, size):
+                    network(ordered[start:start + size])
+            results[f"{name} alone, sorted chunks of {size}"] = rate(chunks)
     return results
 
 

@@ -105,6 +105,10 @@ class TrainerConfig:
     # --- Serving ---
     #: Request batches run in length-sorted chunks of this many reviews.
     serving_chunk_size: int = 64
+    #: Export the network with the embedding folded into the LSTM's input
+    #: projections (same outputs, about 1.4x faster on CPU; README). False
+    #: exports the Keras layers, whose LSTM can use cuDNN on a GPU server.
+    serving_folded_lstm: bool = True
     # --- Devices ---
     #: "auto" uses float16 compute only when a GPU is present.
     mixed_precision: str = "auto"

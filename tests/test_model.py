@@ -128,10 +128,55 @@ def test_predict_by_length_matches_the_plain_model_in_request_order():
     model = build_model(HPARAMS, vocabulary_size=50)
     ids = tf.constant([[3, 4, 5, 6, 7, 8], [9, 0, 0, 0, 0, 0], [3, 4, 0, 0, 0, 0],
                        [5, 5, 5, 5, 5, 0], [7, 0, 0, 0, 0, 0]], tf.int64)
-    chunked = tf.function(lambda x: predict_by_length(model, x, chunk_size=2))
+    chunked = tf.function(lambda x: predict_by_length(lambda c: model(c)[:, 0], x, chunk_size=2))
     expected = tf.reshape(model(ids), [-1]).numpy()
     np.testing.assert_allclose(chunked(ids).numpy(), expected, atol=1e-6)
     assert chunked(tf.zeros([0, 6], tf.int64)).shape == (0,)
+
+
+def _randomised(model: keras.Model, seed: int = 0) -> keras.Model:
+    """Weights moved off their initial values, so every gate and bias matters."""
+    rng = np.random.default_rng(seed)
+    model.set_weights([w + rng.normal(0, 0.3, w.shape).astype(w.dtype) for w in model.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("max_pool", [True, False])
+def test_folded_network_gives_the_keras_networks_probability_and_attention(max_pool):
+    from imdb_sentiment.trainer.folded_bilstm import FoldedNetwork
+
+    model = _randomised(build_model(TrainerConfig(**{**HPARAMS.__dict__, "max_pool": max_pool}),
+                                    vocabulary_size=50))
+    # Lengths 1 to full, in no order; ids include the last word (50) and the OOV id (51).
+    ids = tf.constant([[3, 4, 5, 6, 7, 8, 9, 10], [9, 0, 0, 0, 0, 0, 0, 0],
+                       [51, 4, 0, 0, 0, 0, 0, 0], [5, 50, 5, 12, 5, 0, 0, 0],
+                       [7, 7, 7, 7, 7, 7, 7, 0]], tf.int64)
+    expected_probability, expected_attention = explainer_model(model)(ids)
+    probability, attention = FoldedNetwork(model)(ids)
+    np.testing.assert_allclose(probability.numpy(), expected_probability.numpy()[:, 0], atol=1e-5)
+    np.testing.assert_allclose(attention.numpy(), expected_attention.numpy(), atol=1e-5)
+    # Trailing padding beyond the batch's longest row changes nothing.
+    padded = tf.pad(ids, [[0, 0], [0, 5]])
+    np.testing.assert_allclose(FoldedNetwork(model)(padded)[0].numpy(), probability.numpy(),
+                               atol=1e-6)
+
+
+def test_folded_network_tables_hold_each_words_input_projection():
+    from imdb_sentiment.trainer.folded_bilstm import FoldedNetwork
+
+    model = _randomised(build_model(HPARAMS, vocabulary_size=50))
+    folded = FoldedNetwork(model)
+    embeddings = model.get_layer("embedding").embeddings
+    cell = model.get_layer(LSTM_LAYER).forward_layer.cell
+    units = HPARAMS.lstm_units
+    assert folded.forward.input_table.shape == (embeddings.shape[0], 4 * units)
+    projection = (embeddings @ cell.kernel + cell.bias).numpy()
+    table = folded.forward.input_table.numpy()
+    # Keras gate blocks (i, f, g, o) are stored as (i, f, o, g).
+    for keras_block, table_block in ((0, 0), (1, 1), (2, 3), (3, 2)):
+        np.testing.assert_allclose(table[:, table_block * units:(table_block + 1) * units],
+                                   projection[:, keras_block * units:(keras_block + 1) * units],
+                                   atol=1e-6)
 
 
 def test_ppmi_svd_embeddings_put_words_used_alike_close_together():

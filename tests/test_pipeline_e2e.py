@@ -19,6 +19,7 @@ import pytest
 import tensorflow as tf
 
 from imdb_sentiment.pipeline import serving_client
+from imdb_sentiment.pipeline.config import profile_config
 from conftest import real_data_path
 
 pytestmark = pytest.mark.slow
@@ -107,6 +108,22 @@ def test_explain_and_classify_agree_with_serving_default(first_run):
     assert classified["classes"].numpy()[0].tolist() == [b"negative", b"positive"]
     transformed = model.signatures["transform_features"](examples=examples)
     assert transformed["token_ids"].shape[0] == len(REVIEWS)
+
+
+def test_signatures_run_the_folded_network_which_equals_the_trained_keras_model(first_run):
+    """The export folds the embedding into the LSTM (`serving_folded_lstm`, the
+    default); the SavedModel also keeps the Keras classifier it was folded from."""
+    _, _, record = first_run
+    model = tf.saved_model.load(record["pushed_model"])
+    examples = serving_client.serialize_reviews(REVIEWS)
+    ids = model.signatures["transform_features"](examples=examples)["token_ids"]
+    folded_probability, attention = model.inference_network(ids)
+    units = profile_config("smoke").trainer.lstm_units
+    assert model.inference_network.forward.input_table.shape[1] == 4 * units
+    np.testing.assert_allclose(folded_probability.numpy(), model(ids, training=False).numpy()[:, 0],
+                               atol=1e-5)
+    served = model.signatures["serving_default"](examples=examples)["probability"].numpy()
+    np.testing.assert_allclose(served, folded_probability.numpy(), atol=1e-6)
 
 
 def test_saved_model_cli_sees_four_signatures_and_the_classify_method(first_run):

@@ -1,4 +1,5 @@
-"""Trainer code: preprocessing_fn, attention layer, model, run_fn, signatures.
+"""Trainer code: preprocessing_fn, attention layer, model, run_fn, signatures
+(which serve the network with its embedding folded into the LSTM: folded_bilstm).
 
 The project uses Keras 2 (`tf_keras`), as TFX's own images do: TF Transform's
 TransformFeaturesLayer and TFMA 0.47 are built on it, `model.save` writes a

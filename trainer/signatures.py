@@ -11,7 +11,10 @@
   name is set to `tensorflow/serving/classify` after saving.
 
 The model is exported from a float32 twin that carries the trained weights,
-so a model trained with mixed precision serves in float32 on any CPU.
+so a model trained with mixed precision serves in float32 on any CPU. The
+signatures run that twin with its embedding folded into the LSTM's input
+projections (`folded_bilstm.FoldedNetwork`: same outputs, faster on CPU),
+or the Keras layers themselves with `serving_folded_lstm=False`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import dataclasses
 import hashlib
 import os
 import re
-from typing import Dict
+from typing import Callable, Dict, Tuple
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -30,6 +33,7 @@ from tensorflow.python.saved_model import fingerprinting_utils
 
 from imdb_sentiment.pipeline.config import TrainerConfig
 from . import features, preprocessing
+from .folded_bilstm import FoldedNetwork
 from .model import build_model, explainer_model
 
 SERVING_SIGNATURE = "serving_default"
@@ -43,12 +47,34 @@ def _examples_spec(name: str) -> tf.TensorSpec:
     return tf.TensorSpec(shape=[None], dtype=tf.string, name=name)
 
 
+#: Token ids [batch, time] → (P(positive) [batch], attention [batch, trimmed time]).
+InferenceNetwork = Callable[[tf.Tensor], Tuple[tf.Tensor, tf.Tensor]]
+
+
+def inference_network(model: keras.Model, folded: bool) -> InferenceNetwork:
+    """What the signatures run: the folded network, or the Keras layers as trained."""
+    if folded:
+        return FoldedNetwork(model)
+    explainer = explainer_model(model)
+
+    def keras_network(token_ids: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        probability, attention = explainer(token_ids, training=False)
+        return tf.reshape(probability, [-1]), attention
+
+    keras_network.explainer = explainer
+    return keras_network
+
+
 def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
                      hparams: TrainerConfig) -> Dict[str, tf.types.experimental.ConcreteFunction]:
-    """Concrete functions for every signature; `model` gains a `tft_layer`."""
+    """Concrete functions for every signature.
+
+    `model` gains `tft_layer` and `inference_network` (the folded network, or
+    the Keras explainer model), so the SavedModel tracks their variables.
+    """
     model.tft_layer = tft_output.transform_features_layer()
-    explainer = explainer_model(model)
-    model.explainer = explainer
+    network = inference_network(model, hparams.serving_folded_lstm)
+    model.inference_network = getattr(network, "explainer", network)
     raw_spec = tft_output.raw_feature_spec()
     text_only_spec = {features.TEXT: raw_spec[features.TEXT]}
     # Only `text` is required anywhere; other features default (label -1 = unknown).
@@ -59,7 +85,8 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
 
     def probability_of(raw_features: Dict[str, tf.Tensor]) -> tf.Tensor:
         transformed = model.tft_layer(raw_features)
-        return predict_by_length(model, transformed[features.TOKEN_IDS], hparams.serving_chunk_size)
+        return predict_by_length(lambda ids: network(ids)[0], transformed[features.TOKEN_IDS],
+                                 hparams.serving_chunk_size)
 
     @tf.function(input_signature=[_examples_spec("examples")])
     def serve_examples(examples):
@@ -75,12 +102,12 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
     def explain(text):
         raw = {features.TEXT: tf.reshape(text, [-1, 1])}
         token_ids = model.tft_layer(raw)[features.TOKEN_IDS]
-        probability, attention = explainer(token_ids, training=False)
+        probability, attention = network(token_ids)
         tokens = preprocessing.tokenize(text, hparams.max_sequence_length)
         width = tf.shape(attention)[1]
         tokens = tokens.to_tensor(default_value="")[:, :width]
         tokens = tf.pad(tokens, [[0, 0], [0, width - tf.shape(tokens)[1]]], constant_values="")
-        return {"probability": tf.reshape(probability, [-1]), "tokens": tokens,
+        return {"probability": probability, "tokens": tokens,
                 "attention": attention}
 
     @tf.function(input_signature=[_examples_spec("inputs")])
@@ -99,13 +126,14 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
     }
 
 
-def predict_by_length(model: keras.Model, token_ids: tf.Tensor, chunk_size: int) -> tf.Tensor:
+def predict_by_length(probability_of_ids: Callable[[tf.Tensor], tf.Tensor], token_ids: tf.Tensor,
+                      chunk_size: int) -> tf.Tensor:
     """P(positive) [batch], running the batch in chunks of similar length.
 
     A request batch mixes short and long reviews; run as one, every review
     pays for the longest. Sorted by length and cut into chunks, each chunk
-    is trimmed (by the model) to its own longest review; results are put
-    back in request order.
+    is trimmed (by the network) to its own longest review; results are put
+    back in request order. `probability_of_ids`: token ids → P(positive) [batch].
     """
     lengths = tf.reduce_sum(tf.cast(tf.not_equal(token_ids, features.PAD_ID), tf.int32), axis=1)
     order = tf.argsort(lengths, stable=True)
@@ -116,7 +144,7 @@ def predict_by_length(model: keras.Model, token_ids: tf.Tensor, chunk_size: int)
                              element_shape=tf.TensorShape([None]))
     for index in tf.range(chunks):
         chunk = ordered_ids[index * chunk_size:(index + 1) * chunk_size]
-        results = results.write(index, tf.reshape(model(chunk, training=False), [-1]))
+        results = results.write(index, tf.reshape(probability_of_ids(chunk), [-1]))
     return tf.scatter_nd(order[:, tf.newaxis], results.concat(), [size])
 
 

@@ -1,0 +1,78 @@
+"""Re-exports one trained model both ways, for a side-by-side serving benchmark.
+
+Reads a pipeline run's Trainer output (`<home>/tfx/Trainer/model/<id>/Format-Serving`,
+whose Keras model carries the trained weights) and its Transform graph, and
+writes two SavedModels from the same weights with the pipeline's own export:
+`<out>/keras/1` (the Keras layers) and `<out>/folded/1` (the embedding folded
+into the LSTM's input projections, the default). It checks that both give the
+same probabilities on a sample of eval reviews before writing anything else.
+
+  python benchmarks/export_variants.py --home pipeline_home --out /tmp/variants
+  python benchmarks/serving_latency.py --model /tmp/variants/keras --intra-op-threads 1 ...
+  python benchmarks/serving_latency.py --model /tmp/variants/folded --intra-op-threads 1 ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import common  # noqa: F401  (sets TF env before TensorFlow loads)
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+
+from imdb_sentiment.pipeline import serving_client
+from imdb_sentiment.pipeline.config import profile_config
+from imdb_sentiment.trainer import features
+from imdb_sentiment.trainer import model as _registers_layers  # noqa: F401
+from imdb_sentiment.trainer.signatures import export_serving_model
+from serving_latency import eval_reviews
+
+
+def latest(pattern: str, home: Path) -> Path:
+    found = sorted(home.glob(pattern), key=lambda p: int(p.parts[-2] if p.name == "Format-Serving"
+                                                         else p.name))
+    if not found:
+        raise SystemExit(f"no {pattern} under {home}: run the pipeline first")
+    return found[-1]
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", type=Path, required=True, help="pipeline home of a full run")
+    parser.add_argument("--profile", default="full", help="profile the run used")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--data", type=Path, default=common.DEFAULT_DATA)
+    args = parser.parse_args(argv)
+
+    trained_dir = latest("tfx/Trainer/model/*/Format-Serving", args.home)
+    transform_dir = latest("tfx/Transform/transform_graph/*", args.home)
+    hparams = profile_config(args.profile).trainer
+    trained = keras.models.load_model(str(trained_dir), compile=False)
+    tft_output = tft.TFTransformOutput(str(transform_dir))
+    vocabulary_size = tft_output.vocabulary_size_by_name(features.VOCABULARY)
+    print(f"weights: {trained_dir}\ntransform: {transform_dir}")
+
+    probabilities = {}
+    sample = serving_client.serialize_reviews(eval_reviews(args.data)[:512])
+    for name, folded in (("keras", False), ("folded", True)):
+        export_dir = args.out / name / "1"
+        export_serving_model(trained, tft_output,
+                             dataclasses.replace(hparams, serving_folded_lstm=folded),
+                             vocabulary_size, str(export_dir))
+        loaded = tf.saved_model.load(str(export_dir))
+        probabilities[name] = loaded.signatures["serving_default"](examples=sample)["probability"]
+        print(f"wrote {export_dir}")
+    difference = float(np.max(np.abs(probabilities["keras"] - probabilities["folded"])))
+    print(f"largest probability difference on 512 eval reviews: {difference:.2e}")
+    return 0 if difference < 1e-4 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
