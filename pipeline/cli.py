@@ -81,7 +81,8 @@ def build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
     """Profile, then environment, then flags: the one config of this run."""
     config = config_lib.profile_config(args.profile)
     data = args.data if args.data is not None else os.environ.get("IMDB_DATA", "")
-    changes: Dict[str, Any] = {"data": data, "enable_cache": not args.no_cache}
+    changes: Dict[str, Any] = {"data": data, "enable_cache": not args.no_cache,
+                               "local_cpu_threads": args.cpu_threads}
     if args.beam_arg:
         changes["beam_pipeline_args"] = tuple(args.beam_arg)
     for section, values in _parse_overrides(args.set or []).items():
@@ -119,11 +120,12 @@ def command_run(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from imdb_sentiment.components.imdb_data import DataError
 
-    from .local_runner import (HomeLayout, RunLockedError, home_lock, output_to_log,
-                               run_pipeline)
+    from .local_runner import (HomeLayout, RunLockedError, configure_cpu_threads, home_lock,
+                               output_to_log, run_pipeline)
 
     try:
         config = build_config(args)
+        threads = configure_cpu_threads(config.local_cpu_threads)
     except ValueError as error:
         _error(str(error))
         return EXIT_BAD_INPUT
@@ -136,7 +138,10 @@ def command_run(args: argparse.Namespace) -> int:
     try:
         with home_lock(home):
             print(f"imdb-pipeline: profile {config.profile}, home {home}\n"
-                  f"  data: {config.data or 'official download'}\n  log: {log_path}", flush=True)
+                  f"  data: {config.data or 'official download'}\n  log: {log_path}\n"
+                  f"  TensorFlow threads: " + (f"intra-op {threads[0]}, inter-op {threads[1]}"
+                                               if threads else "TensorFlow's defaults"),
+                  flush=True)
             with output_to_log(log_path) as terminal:
                 try:
                     record = run_pipeline(config, home, terminal, log_path)
@@ -289,6 +294,10 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--beam-arg", action="append", metavar="ARG",
                      help="Beam pipeline argument (repeatable); default: multi-process direct runner")
     run.add_argument("--no-cache", action="store_true", help="rerun every component")
+    run.add_argument("--cpu-threads", choices=("auto", "default"), default="auto",
+                     help="TensorFlow thread pools of the Trainer's process: auto = one thread "
+                          "per op, two ops at once on machines with at most 2 cores; "
+                          "default = TensorFlow's own")
     run.set_defaults(handler=command_run)
 
     for name, handler, help_text in (

@@ -172,6 +172,12 @@ class PipelineConfig:
     schema_dir: str = str(DEFAULT_SCHEMA_DIR)
     enable_cache: bool = True
     beam_pipeline_args: Tuple[str, ...] = ()
+    #: TensorFlow's thread pools in a local run's main process, where the
+    #: Trainer runs. "auto": on machines with at most 2 cores, one thread per
+    #: op and two ops at once (the BiLSTM's two directions side by side; about
+    #: 2.3x faster training on 2 cores: README, Benchmarks); TF's defaults on
+    #: bigger machines, where it was not measured. "default": TF's defaults.
+    local_cpu_threads: str = "auto"
     ingestion: IngestionConfig = field(default_factory=IngestionConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)

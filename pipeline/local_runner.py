@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, TextIO
+from typing import Any, Dict, Iterator, List, Optional, TextIO, Tuple
 
 from absl import logging as absl_logging
 
@@ -31,6 +31,38 @@ DEFAULT_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_wor
 
 _COMPONENT_EVENT = re.compile(r"^Component (\S+) is (running|finished)\.$")
 _EPOCH_EVENT = re.compile(r"^Trainer epoch (\{.*\})$")
+
+
+CPU_THREAD_MODES = ("auto", "default")
+
+
+def cpu_thread_setting(mode: str, cores: int) -> Optional[Tuple[int, int]]:
+    """(intra-op, inter-op) threads for `local_cpu_threads`, or None for TF's defaults.
+
+    On 2 cores the LSTM's small per-step ops lose more to an intra-op pool
+    than they gain, while two inter-op threads run both directions at once.
+    """
+    if mode not in CPU_THREAD_MODES:
+        raise ValueError(f"local_cpu_threads must be one of {', '.join(CPU_THREAD_MODES)}, "
+                         f"not {mode!r}")
+    if mode == "auto" and cores <= 2:
+        return 1, 2
+    return None
+
+
+def configure_cpu_threads(mode: str) -> Optional[Tuple[int, int]]:
+    """Applies `cpu_thread_setting` to this process; call before TF runs an op."""
+    setting = cpu_thread_setting(mode, os.cpu_count() or 1)
+    if setting is not None:
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(setting[0])
+            tf.config.threading.set_inter_op_parallelism_threads(setting[1])
+        except RuntimeError:  # TensorFlow already initialised: keep its pools
+            logging.warning("TensorFlow already running; thread pools left at its defaults")
+            return None
+    return setting
 
 
 class RunLockedError(RuntimeError):

@@ -244,3 +244,14 @@ def test_repository_holds_no_credentials_or_paths_of_this_machine():
         for prefix in local:
             assert prefix not in text, (name, prefix)
         assert not secret.search(text), (name, secret.search(text).group(0))
+
+
+def test_local_cpu_threads_pick_one_thread_per_op_only_on_two_cores_and_reject_typos():
+    from imdb_sentiment.pipeline.local_runner import cpu_thread_setting
+
+    assert cpu_thread_setting("auto", 2) == (1, 2)
+    assert cpu_thread_setting("auto", 1) == (1, 2)
+    assert cpu_thread_setting("auto", 16) is None
+    assert cpu_thread_setting("default", 2) is None
+    with pytest.raises(ValueError, match="local_cpu_threads"):
+        cpu_thread_setting("fast", 2)

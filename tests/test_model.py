@@ -161,6 +161,18 @@ def test_folded_network_gives_the_keras_networks_probability_and_attention(max_p
                                atol=1e-6)
 
 
+def test_both_inference_networks_the_export_can_choose_agree():
+    from imdb_sentiment.trainer.signatures import inference_network
+
+    model = _randomised(build_model(HPARAMS, vocabulary_size=50), seed=1)
+    ids = tf.constant([[3, 4, 5, 6, 0, 0], [9, 0, 0, 0, 0, 0], [51, 50, 7, 7, 7, 7]], tf.int64)
+    keras_probability, keras_attention = inference_network(model, folded=False)(ids)
+    folded_probability, folded_attention = inference_network(model, folded=True)(ids)
+    assert keras_probability.shape == folded_probability.shape == (3,)
+    np.testing.assert_allclose(folded_probability.numpy(), keras_probability.numpy(), atol=1e-5)
+    np.testing.assert_allclose(folded_attention.numpy(), keras_attention.numpy(), atol=1e-5)
+
+
 def test_folded_network_tables_hold_each_words_input_projection():
     from imdb_sentiment.trainer.folded_bilstm import FoldedNetwork
 

@@ -47,34 +47,37 @@ def _examples_spec(name: str) -> tf.TensorSpec:
     return tf.TensorSpec(shape=[None], dtype=tf.string, name=name)
 
 
-#: Token ids [batch, time] → (P(positive) [batch], attention [batch, trimmed time]).
-InferenceNetwork = Callable[[tf.Tensor], Tuple[tf.Tensor, tf.Tensor]]
+class KerasNetwork(tf.Module):
+    """The Keras layers as trained: their LSTM can pick cuDNN on a GPU server.
 
+    Same interface as `folded_bilstm.FoldedNetwork`: token ids [batch, time]
+    → (P(positive) [batch], attention [batch, trimmed time]).
+    """
 
-def inference_network(model: keras.Model, folded: bool) -> InferenceNetwork:
-    """What the signatures run: the folded network, or the Keras layers as trained."""
-    if folded:
-        return FoldedNetwork(model)
-    explainer = explainer_model(model)
+    def __init__(self, classifier: keras.Model):
+        super().__init__(name="keras_network")
+        self.explainer = explainer_model(classifier)
 
-    def keras_network(token_ids: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
-        probability, attention = explainer(token_ids, training=False)
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name="token_ids")])
+    def __call__(self, token_ids: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        probability, attention = self.explainer(token_ids, training=False)
         return tf.reshape(probability, [-1]), attention
 
-    keras_network.explainer = explainer
-    return keras_network
+
+def inference_network(model: keras.Model, folded: bool) -> tf.Module:
+    """What the signatures run: the folded network (default) or the Keras layers."""
+    return FoldedNetwork(model) if folded else KerasNetwork(model)
 
 
 def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
                      hparams: TrainerConfig) -> Dict[str, tf.types.experimental.ConcreteFunction]:
     """Concrete functions for every signature.
 
-    `model` gains `tft_layer` and `inference_network` (the folded network, or
-    the Keras explainer model), so the SavedModel tracks their variables.
+    `model` gains `tft_layer` and `inference_network` (what the signatures
+    run), so the SavedModel tracks their variables and exposes both.
     """
     model.tft_layer = tft_output.transform_features_layer()
-    network = inference_network(model, hparams.serving_folded_lstm)
-    model.inference_network = getattr(network, "explainer", network)
+    network = model.inference_network = inference_network(model, hparams.serving_folded_lstm)
     raw_spec = tft_output.raw_feature_spec()
     text_only_spec = {features.TEXT: raw_spec[features.TEXT]}
     # Only `text` is required anywhere; other features default (label -1 = unknown).
