@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from imdb_sentiment.trainer import features
 
 from . import config as config_lib
+from .local_runner import CPU_THREAD_MODES
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_NOT_BLESSED, EXIT_LOCKED = 0, 1, 2, 3, 4
 #: Interrupted by Ctrl-C (SIGINT) or by SIGTERM: the shell's 128 + signal number.
@@ -294,7 +295,7 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--beam-arg", action="append", metavar="ARG",
                      help="Beam pipeline argument (repeatable); default: multi-process direct runner")
     run.add_argument("--no-cache", action="store_true", help="rerun every component")
-    run.add_argument("--cpu-threads", choices=("auto", "default"), default="auto",
+    run.add_argument("--cpu-threads", choices=CPU_THREAD_MODES, default="auto",
                      help="TensorFlow thread pools of the Trainer's process: auto = one thread "
                           "per op, two ops at once on machines with at most 2 cores; "
                           "default = TensorFlow's own")

@@ -175,7 +175,7 @@ class PipelineConfig:
     #: TensorFlow's thread pools in a local run's main process, where the
     #: Trainer runs. "auto": on machines with at most 2 cores, one thread per
     #: op and two ops at once (the BiLSTM's two directions side by side; about
-    #: 2.3x faster training on 2 cores: README, Benchmarks); TF's defaults on
+    #: 2x faster training on 2 cores: README, Benchmarks); TF's defaults on
     #: bigger machines, where it was not measured. "default": TF's defaults.
     local_cpu_threads: str = "auto"
     ingestion: IngestionConfig = field(default_factory=IngestionConfig)
