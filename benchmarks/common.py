@@ -64,22 +64,28 @@ def tokenize(texts: Sequence[str], batch: int = 2048) -> List[List[str]]:
 RawSplit = Tuple[List[str], np.ndarray]
 
 
-def load_raw_splits(data: Path, sample_percent: int = 100) -> Tuple[RawSplit, RawSplit]:
-    """(train, eval) review texts and labels, split exactly as the pipeline does."""
-    ingestion = IngestionConfig(sample_percent=sample_percent)
-    texts: Dict[str, List[str]] = {"train": [], "eval": []}
-    labels: Dict[str, List[int]] = {"train": [], "eval": []}
-    for review in imdb_data.iter_reviews(data, imdb_data.ReadReport()):
-        if not imdb_data.in_sample(review, ingestion.sample_percent, ingestion.split_salt):
+def load_raw_splits(data: Path, sample_percent: int = 100,
+                    ingestion: IngestionConfig = IngestionConfig(),
+                    splits: Sequence[str] = ("train", "eval")) -> Tuple[RawSplit, ...]:
+    """Review texts and labels of `splits`, split exactly as the pipeline does.
+
+    Benchmarks that choose (variants, epochs) read `train` and `eval` only;
+    the `report` split is read by nothing that decides.
+    """
+    rule = ingestion.split_rule()
+    texts: Dict[str, List[str]] = {split: [] for split in splits}
+    labels: Dict[str, List[int]] = {split: [] for split in splits}
+    for review in imdb_data.read_reviews(data, imdb_data.ReadReport()):
+        if not imdb_data.in_sample(review, sample_percent, rule.salt):
             continue
-        split = imdb_data.assign_split(review, ingestion.eval_percent, ingestion.split_salt)
+        split = rule.split_of(review)
         if split in texts:
             texts[split].append(review.text)
             labels[split].append(review.label)
-    return tuple((texts[s], np.array(labels[s], np.float32)) for s in ("train", "eval"))
+    return tuple((texts[s], np.array(labels[s], np.float32)) for s in splits)
 
 
-def load_splits(data: Path, sample_percent: int = 100) -> Tuple[Split, Split]:
+def load_splits(data: Path, sample_percent: int = 100) -> Tuple[Split, ...]:
     """(train, eval) token lists and labels, split and normalised as the pipeline does."""
     return tuple((tokenize(texts), labels)
                  for texts, labels in load_raw_splits(data, sample_percent))

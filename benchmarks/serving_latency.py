@@ -35,9 +35,9 @@ from imdb_sentiment.pipeline.config import IngestionConfig
 
 
 def eval_reviews(data: Path) -> List[str]:
-    ingestion = IngestionConfig()
-    return [r.text for r in imdb_data.iter_reviews(data, imdb_data.ReadReport())
-            if imdb_data.assign_split(r, ingestion.eval_percent, ingestion.split_salt) == "eval"]
+    rule = IngestionConfig().split_rule()
+    return [r.text for r in imdb_data.read_reviews(data, imdb_data.ReadReport())
+            if rule.split_of(r) == "eval"]
 
 
 def timings_ms(call: Callable[[], object], repeats: int, warmup: int = 10) -> List[float]:

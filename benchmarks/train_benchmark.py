@@ -31,7 +31,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from imdb_sentiment.pipeline.config import TrainerConfig, profile_config
+from imdb_sentiment.pipeline.config import profile_config
+from imdb_sentiment.trainer.hparams import TrainerConfig
 from imdb_sentiment.trainer import features, train
 from imdb_sentiment.trainer.averaging import WeightAveraging
 from imdb_sentiment.trainer.attention import BahdanauAttention

@@ -37,9 +37,15 @@ OFFICIAL_CHECKSUMS = {
 }
 LABELS = {"pos": 1, "neg": 0}
 SOURCE_SPLITS = ("train", "test")
+#: The splits ImdbExampleGen writes: `train`, `eval` and `report` come from
+#: `train/` (see `SplitRule`), `test` is the archive's own `test/`.
+SPLITS = ("train", "eval", "report", "test")
 #: <split>/<label dir>/<file>, optionally below an `aclImdb/` prefix.
 _MEMBER_RE = re.compile(r"^(?:.*/)?(train|test)/([^/]+)/([^/]+)$")
 _FILE_RE = re.compile(r"^(\d+)_(\d+)\.txt$")
+#: <split>/urls_<label dir>.txt: line i is the IMDB page of review i's movie.
+_URLS_RE = re.compile(r"^(?:.*/)?(train|test)/urls_([a-z]+)\.txt$")
+_MOVIE_RE = re.compile(r"/title/(tt\d+)")
 #: Folders that hold no labelled reviews by design.
 _UNLABELLED_DIRS = {"unsup"}
 
@@ -55,6 +61,54 @@ class Review:
     text: str
     label: int
     rating: int
+    #: IMDB title id ("tt0453418") from the archive's urls files; "" if unknown.
+    movie_id: str = ""
+
+    @property
+    def number(self) -> int:
+        return int(self.review_id.rsplit("/", 1)[1])
+
+    @property
+    def split_group(self) -> str:
+        """What the split keeps together: the movie when known, else the review."""
+        return f"movie:{self.movie_id}" if self.movie_id else f"review:{self.review_id}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitRule:
+    """How `train/` is cut into the train, eval and report splits.
+
+    - `eval` (early stopping, choosing between variants, the blessing gates)
+      and `report` (the accuracy the project states; no decision reads it)
+      each take `*_percent` of the hash buckets, the rest is `train`.
+    - Reviews of one movie stay together when the archive maps reviews to
+      movies (`urls_*.txt`), as the official train/test split does: a split
+      by review would put reviews of one movie on both sides.
+    - The archive's own `test/` is always `test`.
+    """
+
+    eval_percent: int = 10
+    report_percent: int = 10
+    salt: str = "imdb-v1"
+    group_by_movie: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.eval_percent < 100:
+            raise ValueError(f"eval_percent must be in (0, 100), got {self.eval_percent}")
+        if not 0 <= self.report_percent < 100 - self.eval_percent:
+            raise ValueError(f"report_percent must be in [0, {100 - self.eval_percent}), "
+                             f"got {self.report_percent}")
+
+    def split_of(self, review: Review) -> str:
+        if review.source_split == "test":
+            return "test"
+        key = review.split_group if self.group_by_movie else f"review:{review.review_id}"
+        bucket = hash_bucket(key, self.salt)
+        if bucket < self.eval_percent:
+            return "eval"
+        if bucket < self.eval_percent + self.report_percent:
+            return "report"
+        return "train"
 
 
 @dataclasses.dataclass
@@ -65,6 +119,8 @@ class ReadReport:
     skipped: Dict[str, int] = dataclasses.field(default_factory=dict)
     skipped_examples: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
     has_test_split: bool = False
+    #: Labelled reviews the archive's urls files mapped to a movie.
+    with_movie: int = 0
 
     def skip(self, reason: str, name: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -103,7 +159,22 @@ def _decode(raw: bytes, name: str, report: ReadReport) -> Optional[str]:
         return None
 
 
-def _iter_tarball(path: Path, report: ReadReport) -> Iterator[Review]:
+def _movie_ids(raw: bytes) -> List[str]:
+    """Line i of a urls file → the IMDB title id of review i ("" if unparsable)."""
+    lines = raw.decode("utf-8", errors="replace").splitlines()
+    return [match.group(1) if match else "" for match in map(_MOVIE_RE.search, lines)]
+
+
+#: What the readers yield besides reviews: (split/label dir, movie ids by review number).
+MovieIndex = Tuple[str, List[str]]
+
+
+def _urls_key(name: str) -> Optional[str]:
+    match = _URLS_RE.match(name)
+    return f"{match.group(1)}/{match.group(2)}" if match else None
+
+
+def _iter_tarball(path: Path, report: ReadReport) -> Iterator[object]:
     """Streams reviews out of a (gzipped) tarball without extracting it.
 
     Decompression goes through our own GzipFile, drained after the last
@@ -118,6 +189,11 @@ def _iter_tarball(path: Path, report: ReadReport) -> Iterator[Review]:
             with tarfile.open(fileobj=stream, mode="r|") as archive:
                 for member in archive:
                     if not member.isfile():
+                        continue
+                    urls_key = _urls_key(member.name)
+                    if urls_key:
+                        handle = archive.extractfile(member)
+                        yield urls_key, _movie_ids(handle.read() if handle else b"")
                         continue
                     parsed = _classify_member(member.name, report)
                     if parsed is None:
@@ -135,11 +211,13 @@ def _iter_tarball(path: Path, report: ReadReport) -> Iterator[Review]:
         raise DataError(f"{path}: the archive is corrupt or truncated ({error})") from error
 
 
-def _iter_directory(root: Path, report: ReadReport) -> Iterator[Review]:
+def _iter_directory(root: Path, report: ReadReport) -> Iterator[object]:
     for split in SOURCE_SPLITS:
         split_dir = root / split
         if not split_dir.is_dir():
             continue
+        for urls in sorted(split_dir.glob("urls_*.txt")):
+            yield f"{split}/{urls.stem[len('urls_'):]}", _movie_ids(urls.read_bytes())
         for label_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
             for path in sorted(label_dir.iterdir()):
                 relative = f"{split}/{label_dir.name}/{path.name}"
@@ -237,25 +315,33 @@ def resolve_source(data: str, cache_dir: Path) -> Path:
     return path
 
 
-def iter_reviews(source: Path, report: ReadReport) -> Iterator[Review]:
-    """Every labelled review in an archive or directory, in a stable order."""
-    if source.is_dir():
-        yield from _iter_directory(_dataset_root(source), report)
-    else:
-        yield from _iter_tarball(source, report)
+def read_reviews(source: Path, report: ReadReport) -> List[Review]:
+    """Every labelled review in an archive or directory, in a stable order,
+    each with its movie id when the archive has `urls_*.txt` (in the official
+    tarball they come after the reviews, so the whole archive is read first).
+    """
+    items = _iter_directory(_dataset_root(source), report) if source.is_dir() else _iter_tarball(
+        source, report)
+    reviews: List[Review] = []
+    movies: Dict[str, List[str]] = {}
+    for item in items:
+        if isinstance(item, Review):
+            reviews.append(item)
+        else:
+            key, ids = item
+            movies[key] = ids
+    for index, review in enumerate(reviews):
+        ids = movies.get(review.review_id.rsplit("/", 1)[0], [])
+        if review.number < len(ids) and ids[review.number]:
+            reviews[index] = dataclasses.replace(review, movie_id=ids[review.number])
+            report.with_movie += 1
+    return reviews
 
 
 def hash_bucket(key: str, salt: str, buckets: int = 100) -> int:
     """A bucket in [0, buckets) that is the same on every run and machine."""
     digest = hashlib.sha256(f"{salt}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % buckets
-
-
-def assign_split(review: Review, eval_percent: int, salt: str) -> str:
-    """`test` for test/ reviews; `eval` or `train` for train/ by hash of the id."""
-    if review.source_split == "test":
-        return "test"
-    return "eval" if hash_bucket(review.review_id, salt) < eval_percent else "train"
 
 
 def in_sample(review: Review, sample_percent: int, salt: str) -> bool:
@@ -271,24 +357,3 @@ def check_report(report: ReadReport, source: Path, max_skip_fraction: float) -> 
     if report.skipped_total > max_skip_fraction * seen:
         raise DataError(f"{source}: {report.skipped_total} of {seen} review files could not be "
                         f"read ({report.skipped}); first examples: {report.skipped_examples}")
-
-
-def safe_extract(archive_path: Path, target: Path) -> None:
-    """Extracts a tarball, refusing members that would escape `target`.
-
-    Absolute paths, `..` components, links and device files are rejected,
-    whatever the Python version's own tarfile filters do.
-    """
-    target = target.resolve()
-    with tarfile.open(archive_path, mode="r:*") as archive:
-        members = archive.getmembers()
-        for member in members:
-            destination = (target / member.name).resolve()
-            if member.name.startswith("/") or not str(destination).startswith(str(target) + os.sep):
-                raise DataError(f"{archive_path}: member {member.name!r} would be written outside "
-                                f"{target}; refusing to extract")
-            if not (member.isfile() or member.isdir()):
-                raise DataError(f"{archive_path}: member {member.name!r} is a link or special "
-                                "file; refusing to extract")
-        archive.extractall(target, members=members)
-

@@ -8,6 +8,7 @@ does not allow input splits and hash-partitioned output splits together.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -22,14 +23,20 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from imdb_sentiment.trainer import features
 from . import imdb_data
 
 #: Name of the JSON report written next to the splits.
 REPORT_FILE = "ingestion_report.json"
-SHARDS = {"train": 4, "eval": 1, "test": 2}
+SHARDS = {"train": 4, "eval": 1, "report": 1, "test": 2}
 
 
-def review_to_example(review: imdb_data.Review) -> tf.train.Example:
+def review_to_example(review: imdb_data.Review, split: str) -> tf.train.Example:
+    """A review as the tf.Example every later component reads.
+
+    `data_split` names the split the review was written to, so one TFMA pass
+    over several splits can slice its metrics by split.
+    """
     def _bytes(value: str) -> tf.train.Feature:
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode("utf-8")]))
 
@@ -37,61 +44,77 @@ def review_to_example(review: imdb_data.Review) -> tf.train.Example:
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
 
     return tf.train.Example(features=tf.train.Features(feature={
-        "text": _bytes(review.text),
-        "label": _int(review.label),
-        "rating": _int(review.rating),
-        "review_id": _bytes(review.review_id),
+        features.TEXT: _bytes(review.text),
+        features.LABEL: _int(review.label),
+        features.RATING: _int(review.rating),
+        features.REVIEW_ID: _bytes(review.review_id),
+        features.DATA_SPLIT: _bytes(split),
     }))
 
 
-def write_splits(output_uri: str, data: str, cache_dir: str, eval_percent: int,
-                 sample_percent: int, split_salt: str, max_skip_fraction: float) -> Dict[str, Any]:
-    """Reads the dataset and writes `Split-<name>/data_tfrecord-*.gz`.
+def assign_splits(reviews: List[imdb_data.Review], rule: imdb_data.SplitRule,
+                  sample_percent: int) -> Dict[str, List[imdb_data.Review]]:
+    """The sampled reviews of each split, in a stable shuffled (hash) order."""
+    splits: Dict[str, List[imdb_data.Review]] = {}
+    for review in reviews:
+        if imdb_data.in_sample(review, sample_percent, rule.salt):
+            splits.setdefault(rule.split_of(review), []).append(review)
+    for records in splits.values():
+        records.sort(key=lambda r: imdb_data.hash_bucket(r.review_id, f"order:{rule.salt}", 1 << 62))
+    return splits
 
-    Returns the report (also written as JSON next to the splits). Records of
-    a split are written in hash order, so the files are shuffled yet
-    byte-identical on every run.
+
+def write_split_files(output_uri: str, splits: Dict[str, List[imdb_data.Review]],
+                      shards: Dict[str, int]) -> Dict[str, Dict[str, int]]:
+    """Writes `Split-<name>/data_tfrecord-*.gz`; returns review counts per split."""
+    counts: Dict[str, Dict[str, int]] = {}
+    options = tf.io.TFRecordOptions(compression_type="GZIP")
+    for split, records in sorted(splits.items()):
+        split_dir = os.path.join(output_uri, f"Split-{split}")
+        tf.io.gfile.makedirs(split_dir)
+        count = shards.get(split, 1)
+        writers = [tf.io.TFRecordWriter(
+            os.path.join(split_dir, f"data_tfrecord-{i:05d}-of-{count:05d}.gz"), options)
+            for i in range(count)]
+        for index, review in enumerate(records):
+            writers[index % count].write(
+                review_to_example(review, split).SerializeToString(deterministic=True))
+        for writer in writers:
+            writer.close()
+        counts[split] = {"reviews": len(records), "positive": sum(r.label for r in records),
+                         "movies": len({r.movie_id for r in records if r.movie_id})}
+    return counts
+
+
+def write_splits(output_uri: str, data: str, cache_dir: str, rule: imdb_data.SplitRule,
+                 sample_percent: int, max_skip_fraction: float) -> Dict[str, Any]:
+    """Reads the dataset and writes its splits; returns the ingestion report.
+
+    The report is also written as JSON next to the splits. Records of a split
+    are written in hash order, so the files are shuffled yet byte-identical
+    on every run.
     """
     source = imdb_data.resolve_source(data, Path(cache_dir))
     report = imdb_data.ReadReport()
-    splits: Dict[str, List[tuple]] = {}
-    for review in imdb_data.iter_reviews(source, report):
-        if not imdb_data.in_sample(review, sample_percent, split_salt):
-            continue
-        split = imdb_data.assign_split(review, eval_percent, split_salt)
-        order = imdb_data.hash_bucket(review.review_id, f"order:{split_salt}", 1 << 62)
-        splits.setdefault(split, []).append((order, review))
-        report.reviews += 1
-        report.has_test_split |= split == "test"
-        if report.reviews % 5000 == 0:
-            logging.info("ImdbExampleGen: read %d reviews", report.reviews)
+    reviews = imdb_data.read_reviews(source, report)
+    report.reviews = len(reviews)
+    report.has_test_split = any(r.source_split == "test" for r in reviews)
+    logging.info("ImdbExampleGen: read %d reviews (%d with a movie id)", len(reviews),
+                 report.with_movie)
     imdb_data.check_report(report, source, max_skip_fraction)
+    if not any(r.source_split == "train" for r in reviews):
+        raise imdb_data.DataError(f"{source}: no labelled reviews under train/ (found only "
+                                  "test/); training needs train/pos and train/neg")
+    splits = assign_splits(reviews, rule, sample_percent)
     if "train" not in splits or "eval" not in splits:
         raise imdb_data.DataError(
             f"{source}: the sample is too small to make both a train and an eval split "
             f"(got {sorted(splits)}); raise sample_percent or eval_percent")
-
-    counts: Dict[str, Dict[str, int]] = {}
-    for split, records in sorted(splits.items()):
-        records.sort(key=lambda pair: pair[0])
-        split_dir = os.path.join(output_uri, f"Split-{split}")
-        tf.io.gfile.makedirs(split_dir)
-        shards = SHARDS.get(split, 1)
-        options = tf.io.TFRecordOptions(compression_type="GZIP")
-        writers = [tf.io.TFRecordWriter(
-            os.path.join(split_dir, f"data_tfrecord-{i:05d}-of-{shards:05d}.gz"), options)
-            for i in range(shards)]
-        positives = 0
-        for index, (_, review) in enumerate(records):
-            writers[index % shards].write(review_to_example(review).SerializeToString(deterministic=True))
-            positives += review.label
-        for writer in writers:
-            writer.close()
-        counts[split] = {"reviews": len(records), "positive": positives}
-
     summary = {
         "source": os.path.basename(str(source)),
-        "splits": counts,
+        "split_rule": dataclasses.asdict(rule),
+        "grouped_by": "movie" if rule.group_by_movie and report.with_movie else "review",
+        "splits": write_split_files(output_uri, splits, SHARDS),
         "skipped": report.skipped,
         "skipped_examples": report.skipped_examples,
         "has_test_split": report.has_test_split,
@@ -111,9 +134,12 @@ class Executor(base_executor.BaseExecutor):
             output_uri=examples.uri,
             data=exec_properties["data"],
             cache_dir=exec_properties["cache_dir"],
-            eval_percent=exec_properties["eval_percent"],
+            rule=imdb_data.SplitRule(
+                eval_percent=exec_properties["eval_percent"],
+                report_percent=exec_properties["report_percent"],
+                salt=exec_properties["split_salt"],
+                group_by_movie=bool(exec_properties["group_by_movie"])),
             sample_percent=exec_properties["sample_percent"],
-            split_salt=exec_properties["split_salt"],
             max_skip_fraction=exec_properties["max_skip_fraction"],
         )
         examples.split_names = artifact_utils.encode_split_names(sorted(summary["splits"]))
@@ -130,6 +156,8 @@ class ImdbExampleGenSpec(types.ComponentSpec):
         "data": ExecutionParameter(type=str),
         "cache_dir": ExecutionParameter(type=str),
         "eval_percent": ExecutionParameter(type=int),
+        "report_percent": ExecutionParameter(type=int),
+        "group_by_movie": ExecutionParameter(type=int),
         "sample_percent": ExecutionParameter(type=int),
         "split_salt": ExecutionParameter(type=str),
         "max_skip_fraction": ExecutionParameter(type=float),
@@ -141,21 +169,20 @@ class ImdbExampleGenSpec(types.ComponentSpec):
 
 
 class ImdbExampleGen(base_component.BaseComponent):
-    """Emits `train`, `eval` (hash of review id) and, when present, `test`."""
+    """Emits `train`, `eval`, `report` (`imdb_data.SplitRule`) and, when present, `test`."""
 
     SPEC_CLASS = ImdbExampleGenSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, data: str, cache_dir: str, eval_percent: int = 10,
-                 sample_percent: int = 100, split_salt: str = "imdb-v1",
-                 max_skip_fraction: float = 0.01, data_fingerprint: str = ""):
-        if not 0 < eval_percent < 100:
-            raise ValueError(f"eval_percent must be in (0, 100), got {eval_percent}")
+    def __init__(self, data: str, cache_dir: str, rule: imdb_data.SplitRule,
+                 sample_percent: int = 100, max_skip_fraction: float = 0.01,
+                 data_fingerprint: str = ""):
         if not 0 < sample_percent <= 100:
             raise ValueError(f"sample_percent must be in (0, 100], got {sample_percent}")
         spec = ImdbExampleGenSpec(
-            data=data, cache_dir=cache_dir, eval_percent=eval_percent,
-            sample_percent=sample_percent, split_salt=split_salt,
+            data=data, cache_dir=cache_dir, eval_percent=rule.eval_percent,
+            report_percent=rule.report_percent, group_by_movie=int(rule.group_by_movie),
+            sample_percent=sample_percent, split_salt=rule.salt,
             max_skip_fraction=max_skip_fraction, data_fingerprint=data_fingerprint,
             examples=types.Channel(type=standard_artifacts.Examples))
         super().__init__(spec=spec)

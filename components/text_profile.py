@@ -139,19 +139,19 @@ def drift(reference: TextProfile, current: TextProfile) -> Drift:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Writes the reference profile of an archive's train split (eval reviews excluded)."""
-    from .imdb_data import DataError, ReadReport, assign_split, iter_reviews, resolve_source
+    """Writes the reference profile of an archive's train split (eval and report excluded)."""
+    from .imdb_data import DataError, ReadReport, read_reviews, resolve_source
     from imdb_sentiment.pipeline.config import IngestionConfig
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--data", required=True, help="aclImdb archive or directory")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    ingestion = IngestionConfig()
+    rule = IngestionConfig().split_rule()
     try:
         source = resolve_source(args.data, Path(tempfile.gettempdir()) / "imdb-download-cache")
-        texts = [review.text for review in iter_reviews(source, ReadReport())
-                 if assign_split(review, ingestion.eval_percent, ingestion.split_salt) == "train"]
+        texts = [review.text for review in read_reviews(source, ReadReport())
+                 if rule.split_of(review) == "train"]
     except DataError as error:
         print(f"text_profile: {error}", file=sys.stderr)
         return 2

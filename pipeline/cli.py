@@ -97,6 +97,36 @@ def _number(value: Any) -> str:
     return str(value)
 
 
+#: What each split is for, shown beside its numbers (docs/evaluation-protocol.md).
+SPLIT_ROLES = {"eval": "eval (gates, chose the epoch)", "report": "report (decides nothing)",
+               "test": "test (decides nothing)"}
+
+
+def _with_interval(entry: Optional[Dict[str, Any]], signed: bool = False) -> str:
+    if not entry or entry.get("value") is None:
+        return "-"
+    value = f"{entry['value']:+.4f}" if signed else f"{entry['value']:.4f}"
+    low, high = entry.get("ci95") or (None, None)
+    return value if low is None or high is None else f"{value} [{low:.3f}, {high:.3f}]"
+
+
+def accuracy_table(record: Dict[str, Any]) -> List[str]:
+    """Accuracy of both models and their difference per split, with 95% intervals."""
+    intervals = record.get("intervals") or {}
+    if not intervals:
+        return []
+    rows = [("accuracy [95% interval]", "BiLSTM", "linear baseline", "BiLSTM - baseline")]
+    for split in sorted(intervals, key=lambda s: list(SPLIT_ROLES).index(s) if s in SPLIT_ROLES else 9):
+        by_role = intervals[split]
+        rows.append((SPLIT_ROLES.get(split, split),
+                     _with_interval(by_role.get("candidate", {}).get("binary_accuracy")),
+                     _with_interval(by_role.get("linear_baseline", {}).get("binary_accuracy")),
+                     _with_interval(by_role.get("difference", {}).get("binary_accuracy"), True)))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+            for row in rows]
+
+
 def _print_summary(record: Dict[str, Any], terminal) -> None:
     write = lambda text="": terminal.write(text + "\n")  # noqa: E731
     write()
@@ -106,10 +136,8 @@ def _print_summary(record: Dict[str, Any], terminal) -> None:
         seconds = component["seconds"]
         write(f"  {component['component']:<32} {component['status']:<9} "
               f"{'' if seconds is None else f'{seconds:7.1f}s'}")
-    for split, slices in (record.get("metrics") or {}).items():
-        overall = slices.get("overall", {})
-        shown = ", ".join(f"{k} {_number(v)}" for k, v in overall.items())
-        write(f"  {split} metrics: {shown}")
+    for line in accuracy_table(record):
+        write(line)
     if record.get("blessed") is not None:
         write(f"  blessed: {'yes' if record['blessed'] else 'no'} ({record.get('blessing_reason')})")
     write(f"  pushed model: {record.get('pushed_model') or 'none'}")

@@ -18,46 +18,77 @@ from tfx.dsl.components.base import executor_spec
 from imdb_sentiment.components.atomic_pusher import AtomicPusherExecutor
 from imdb_sentiment.components.data_gate import DataGate, TextLimits
 from imdb_sentiment.components.imdb_example_gen import ImdbExampleGen
+from imdb_sentiment.components.served_model_gate import ServedModelGate
 from imdb_sentiment.trainer import features
 from .config import PipelineConfig, source_fingerprint
 
 PREPROCESSING_FN = "imdb_sentiment.trainer.preprocessing.preprocessing_fn"
 RUN_FN = "imdb_sentiment.trainer.train.run_fn"
+BASELINE_RUN_FN = "imdb_sentiment.trainer.linear_baseline.run_fn"
 TRAINER_PACKAGE_DIR = Path(features.__file__).resolve().parent
 #: The trainer-package files preprocessing_fn runs (its cache key).
-TRANSFORM_SOURCES = ("__init__.py", "features.py", "preprocessing.py")
+TRANSFORM_SOURCES = ("__init__.py", "features.py", "hparams.py", "preprocessing.py")
+#: The trainer-package files the linear baseline runs.
+BASELINE_SOURCES = ("__init__.py", "features.py", "hparams.py", "linear_baseline.py",
+                    "signatures.py", "folded_bilstm.py", "model.py", "attention.py",
+                    "preprocessing.py")
 SCHEMA_FILE = "schema.pbtxt"
+#: TFMA's names for the two models it compares.
+CANDIDATE, BASELINE = "candidate", "linear_baseline"
+#: The splits the Evaluator scores: `eval` gates, `report` is only reported.
+GATED_SPLIT, REPORTED_SPLITS = "eval", ("report",)
 
 #: Component ids, in execution order (also the order of the run summary).
-COMPONENT_IDS = ("ImdbExampleGen", "SchemaGen", "latest_blessed_model_resolver", "StatisticsGen",
-                 "ExampleValidator", "DataGate", "Transform", "Trainer", "Evaluator", "Pusher")
+COMPONENT_IDS = ("ImdbExampleGen", "SchemaGen", "StatisticsGen", "ExampleValidator", "DataGate",
+                 "Transform", "Trainer", "BaselineTrainer", "Evaluator", "ServedModelGate",
+                 "Pusher")
+
+
+def _split_slice(split: str, *more: str) -> tfma.SlicingSpec:
+    return tfma.SlicingSpec(feature_values={features.DATA_SPLIT: split}, feature_keys=list(more))
 
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
-    """Metrics overall and by star rating; accuracy floor and no-regression gate."""
+    """The BiLSTM against the linear baseline, per split and by star rating.
+
+    One pass scores both models on every evaluated split, sliced by
+    `data_split` (the overall slice would mix splits, so there is none). The
+    thresholds apply to the `eval` split's slice only: an accuracy floor and
+    a margin over the linear baseline. Confidence intervals come from TFMA's
+    own resampling; the candidate-minus-baseline differences are paired.
+    """
     evaluation = config.evaluation
     accuracy_threshold = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(
             lower_bound={"value": evaluation.accuracy_lower_bound}),
         change_threshold=tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -evaluation.max_accuracy_drop}))
+            absolute={"value": evaluation.min_margin_over_baseline}))
+    splits = (GATED_SPLIT, *REPORTED_SPLITS)
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key=features.LABEL,
-                                    prediction_key="probability")],
-        slicing_specs=[tfma.SlicingSpec(),
-                       tfma.SlicingSpec(feature_keys=[evaluation.slice_feature])],
+        model_specs=[
+            tfma.ModelSpec(name=CANDIDATE, signature_name="serving_default",
+                           label_key=features.LABEL, prediction_key="probability"),
+            tfma.ModelSpec(name=BASELINE, signature_name="serving_default",
+                           label_key=features.LABEL, prediction_key="probability",
+                           is_baseline=True)],
+        slicing_specs=[spec for split in splits for spec in (
+            _split_slice(split), _split_slice(split, evaluation.slice_feature))],
         metrics_specs=[tfma.MetricsSpec(metrics=[
             tfma.MetricConfig(class_name="ExampleCount"),
-            # Gate on the overall slice only: per-rating slices are small and
-            # one-class, and a plain `threshold` would apply to every slice.
+            # Gate on the eval split's slice only: per-rating slices are small
+            # and one-class, and the report split must decide nothing.
             tfma.MetricConfig(class_name="BinaryAccuracy", per_slice_thresholds=[
-                tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
+                tfma.PerSliceMetricThreshold(slicing_specs=[_split_slice(GATED_SPLIT)],
                                              threshold=accuracy_threshold)]),
             tfma.MetricConfig(class_name="AUC"),
             tfma.MetricConfig(class_name="Precision"),
             tfma.MetricConfig(class_name="Recall"),
-        ])])
+        ], model_names=[CANDIDATE, BASELINE])],
+        options=tfma.Options(
+            compute_confidence_intervals={"value": True},
+            confidence_intervals=tfma.ConfidenceIntervalOptions(
+                method=tfma.ConfidenceIntervalOptions.JACKKNIFE)))
 
 
 def create_pipeline(
@@ -68,17 +99,16 @@ def create_pipeline(
     beam_pipeline_args: Sequence[str] = (),
 ) -> tfx.dsl.Pipeline:
     """The IMDB sentiment pipeline: ingest → validate → transform → train → evaluate → push."""
-    config_file = Path(__file__).with_name("config.py")
     transform_config = config.trainer.to_transform_custom_config(source_fingerprint(
-        *(TRAINER_PACKAGE_DIR / name for name in TRANSFORM_SOURCES), config_file))
-    trainer_config = config.trainer.to_custom_config(
-        source_fingerprint(TRAINER_PACKAGE_DIR, config_file))
+        *(TRAINER_PACKAGE_DIR / name for name in TRANSFORM_SOURCES)))
+    trainer_config = config.trainer.to_custom_config(source_fingerprint(TRAINER_PACKAGE_DIR))
+    baseline_config = config.baseline.to_custom_config(source_fingerprint(
+        *(TRAINER_PACKAGE_DIR / name for name in BASELINE_SOURCES)))
 
     example_gen = ImdbExampleGen(
         data=config.data, cache_dir=config.download_cache_dir,
-        eval_percent=config.ingestion.eval_percent,
+        rule=config.ingestion.split_rule(),
         sample_percent=config.ingestion.sample_percent,
-        split_salt=config.ingestion.split_salt,
         data_fingerprint=data_fingerprint)
     examples = example_gen.outputs["examples"]
 
@@ -116,19 +146,30 @@ def create_pipeline(
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=trainer_config)
 
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    baseline_trainer = tfx.components.Trainer(
+        run_fn=BASELINE_RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema,
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config=baseline_config).with_id("BaselineTrainer")
 
+    # TFMA's baseline slot holds the linear model; the last good model is the
+    # one being served, which ServedModelGate compares with (no Resolver: see
+    # components/served_model_gate.py).
     evaluator = tfx.components.Evaluator(
         examples=examples, model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
-        eval_config=eval_config(config), example_splits=["eval"])
+        baseline_model=baseline_trainer.outputs["model"],
+        eval_config=eval_config(config), example_splits=[GATED_SPLIT, *REPORTED_SPLITS])
+
+    served_model_gate = ServedModelGate(
+        model=trainer.outputs["model"], evaluator_blessing=evaluator.outputs["blessing"],
+        examples=examples, serving_dir=config.model_serving_dir, split=GATED_SPLIT,
+        max_accuracy_drop=config.evaluation.max_accuracy_drop)
 
     pusher = tfx.components.Pusher(
-        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        model=trainer.outputs["model"], model_blessing=served_model_gate.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=config.model_serving_dir)),
@@ -138,7 +179,7 @@ def create_pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, data_gate, transform,
-                    trainer, model_resolver, evaluator, pusher],
+                    trainer, baseline_trainer, evaluator, served_model_gate, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args or config.beam_pipeline_args),

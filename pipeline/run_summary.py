@@ -70,35 +70,63 @@ def _finite(value: float) -> Optional[float]:
     return round(value, 4) if value is not None and math.isfinite(value) else None
 
 
-def evaluation_metrics(evaluation_uri: str) -> Dict[str, Dict[str, Dict[str, float]]]:
-    """{split: {slice: {metric: value}}} for the candidate model."""
+def _slice_name(slice_key) -> str:
+    """`overall` for a split's own slice, `rating=3` below it (the split is a level above)."""
+    keys = [k for k in slice_key.single_slice_keys if k.column != "data_split"]
+    return "overall" if not keys else ",".join(
+        f"{k.column}={k.int64_value or k.bytes_value.decode() or k.float_value}" for k in keys)
+
+
+def _split_of(slice_key) -> Optional[str]:
+    for key in slice_key.single_slice_keys:
+        if key.column == "data_split":
+            return key.bytes_value.decode()
+    return None
+
+
+def evaluation_metrics(evaluation_uri: str) -> Dict[str, Any]:
+    """What TFMA computed, per split: both models' metrics by slice, and the
+    overall slice's 95% intervals, the candidate-minus-baseline differences included.
+
+    {"metrics": {split: {slice: {metric: value}}} (candidate),
+     "baseline_metrics": same for the linear baseline,
+     "intervals": {split: {"candidate" | "linear_baseline" | "difference": {metric: {...}}}}}
+    """
     import tensorflow_model_analysis as tfma  # heavy; only when there is an evaluation
 
-    results: Dict[str, Dict[str, Dict[str, float]]] = {}
-    split_dirs = [d for d in os.listdir(evaluation_uri) if d.startswith("Split-")] if os.path.isdir(
-        evaluation_uri) else []
-    sources = [(d[len("Split-"):], os.path.join(evaluation_uri, d)) for d in sorted(split_dirs)] or [
-        ("eval", evaluation_uri)]
-    for split, path in sources:
-        per_slice: Dict[str, Dict[str, float]] = {}
-        for metrics_for_slice in tfma.load_metrics(path):
-            keys = metrics_for_slice.slice_key.single_slice_keys
-            slice_name = "overall" if not keys else ",".join(
-                f"{k.column}={k.int64_value or k.bytes_value.decode() or k.float_value}" for k in keys)
-            values = per_slice.setdefault(slice_name, {})
-            for item in metrics_for_slice.metric_keys_and_values:
-                if item.key.is_diff or item.key.model_name == "baseline":
-                    continue
-                kind = item.value.WhichOneof("type")
-                if kind == "double_value":
-                    values[item.key.name] = _finite(item.value.double_value.value)
-                elif kind == "bounded_value":
-                    values[item.key.name] = _finite(item.value.bounded_value.value.value)
-        results[split] = dict(sorted(per_slice.items(), key=lambda kv: (kv[0] != "overall", kv[0])))
-    return results
+    metrics: Dict[str, Dict[str, Dict[str, float]]] = {}
+    baseline: Dict[str, Dict[str, Dict[str, float]]] = {}
+    intervals: Dict[str, Dict[str, Dict[str, Any]]] = {}
+    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
+        split = _split_of(metrics_for_slice.slice_key) or "all"
+        slice_name = _slice_name(metrics_for_slice.slice_key)
+        for item in metrics_for_slice.metric_keys_and_values:
+            key = item.key
+            role = "difference" if key.is_diff else (
+                "linear_baseline" if key.model_name == "linear_baseline" else "candidate")
+            if item.value.WhichOneof("type") != "double_value":
+                continue
+            value, bounds = _finite(item.value.double_value.value), None
+            if item.HasField("confidence_interval"):  # TFMA's jackknife, 95%
+                interval = item.confidence_interval
+                bounds = [_finite(interval.lower_bound.double_value.value),
+                          _finite(interval.upper_bound.double_value.value)]
+            if role != "difference":
+                target = baseline if role == "linear_baseline" else metrics
+                target.setdefault(split, {}).setdefault(slice_name, {})[key.name] = value
+            if slice_name == "overall" and (bounds or role == "difference"):
+                intervals.setdefault(split, {}).setdefault(role, {})[key.name] = {
+                    "value": value, "ci95": bounds}
+
+    def ordered(by_split):
+        return {split: dict(sorted(slices.items(), key=lambda kv: (kv[0] != "overall", kv[0])))
+                for split, slices in sorted(by_split.items())}
+
+    return {"metrics": ordered(metrics), "baseline_metrics": ordered(baseline),
+            "intervals": intervals}
 
 
-def blessing_reason(evaluation_uri: str, blessed: bool) -> str:
+def blessing_reason(evaluation_uri: str) -> str:
     """A sentence saying why the Evaluator did or did not bless the model."""
     import tensorflow_model_analysis as tfma
 
@@ -107,19 +135,17 @@ def blessing_reason(evaluation_uri: str, blessed: bool) -> str:
     except Exception as error:  # noqa: BLE001 - the summary must still be written
         return f"validation result unreadable ({error})"
     if validation.validation_ok:
-        return "passed every threshold (accuracy floor and no regression against the last blessed model)"
+        return "passed the accuracy floor and the margin over the linear baseline"
     failures = []
     for slice_result in validation.metric_validations_per_slice:
-        keys = slice_result.slice_key.single_slice_keys
-        where = "overall" if not keys else ",".join(
-            f"{k.column}={k.int64_value or k.bytes_value.decode() or k.float_value}" for k in keys)
+        where = f"the {_split_of(slice_result.slice_key) or 'whole'} split"
         for failure in slice_result.failures:
             value = failure.metric_value.double_value.value
             threshold = failure.metric_threshold
             if failure.metric_key.is_diff:
                 bound = threshold.change_threshold.absolute.value
-                failures.append(f"{failure.metric_key.name} changed by {value:+.4f} against the "
-                                f"last blessed model on {where} (allowed: {bound:+.4f})")
+                failures.append(f"{failure.metric_key.name} is {value:+.4f} against the linear "
+                                f"baseline on {where} (required: at least {bound:+.4f})")
             else:
                 bound = threshold.value_threshold.lower_bound.value
                 failures.append(f"{failure.metric_key.name} {value:.4f} on {where} is below "
@@ -129,7 +155,8 @@ def blessing_reason(evaluation_uri: str, blessed: bool) -> str:
 
 def model_summary(reader: MetadataReader, since_ms: int) -> Dict[str, Any]:
     """Evaluation, blessing and push facts of the latest run."""
-    summary: Dict[str, Any] = {"metrics": {}, "blessed": None, "blessing_reason": None,
+    summary: Dict[str, Any] = {"metrics": {}, "baseline_metrics": {}, "intervals": {},
+                               "blessed": None, "blessing_reason": None,
                                "pushed_model": None, "training": None, "ingestion": None,
                                "data_checks": None}
     examples = reader.output("ImdbExampleGen", "examples", since_ms)
@@ -138,20 +165,25 @@ def model_summary(reader: MetadataReader, since_ms: int) -> Dict[str, Any]:
     gate = reader.output("DataGate", "result", since_ms)
     if gate is not None and _property(gate, "text_checks"):
         summary["data_checks"] = json.loads(_property(gate, "text_checks"))
-    model_run = reader.output("Trainer", "model_run", since_ms)
-    if model_run is not None:
-        history_path = os.path.join(model_run.uri, "training_history.json")
-        if os.path.exists(history_path):
+    for node_id, key in (("Trainer", "training"), ("BaselineTrainer", "baseline_training")):
+        model_run = reader.output(node_id, "model_run", since_ms)
+        history_path = os.path.join(model_run.uri, "training_history.json") if model_run else ""
+        if history_path and os.path.exists(history_path):
             with open(history_path) as handle:
-                summary["training"] = json.load(handle)
+                summary[key] = json.load(handle)
     evaluation = reader.output("Evaluator", "evaluation", since_ms)
     if evaluation is not None:
-        summary["metrics"] = evaluation_metrics(evaluation.uri)
-    blessing = reader.output("Evaluator", "blessing", since_ms)
-    if blessing is not None:
-        summary["blessed"] = bool(_property(blessing, "blessed"))
-        if evaluation is not None:
-            summary["blessing_reason"] = blessing_reason(evaluation.uri, summary["blessed"])
+        summary.update(evaluation_metrics(evaluation.uri))
+    evaluator_blessing = reader.output("Evaluator", "blessing", since_ms)
+    gate = reader.output("ServedModelGate", "blessing", since_ms)
+    if evaluator_blessing is not None and not _property(evaluator_blessing, "blessed"):
+        summary["blessed"] = False
+        summary["blessing_reason"] = blessing_reason(evaluation.uri) if evaluation else None
+    elif gate is not None:
+        summary["blessed"] = bool(_property(gate, "blessed"))
+        summary["blessing_reason"] = (
+            ("passed the accuracy floor and the margin over the linear baseline; "
+             if summary["blessed"] else "") + str(_property(gate, "reason")))
     pushed = reader.output("Pusher", "pushed_model", since_ms)
     if pushed is not None and _property(pushed, "pushed"):
         summary["pushed_model"] = _property(pushed, "pushed_destination")

@@ -25,14 +25,27 @@ NEGATIVE = ["The worst film ever. A complete waste of time.",
             "Terrible plot, awful dialogue; I walked out."]
 
 
-def make_members(count: int = 20, test_split: bool = False, unsup: bool = False) -> Dict[str, bytes]:
-    """Archive members in the official layout: aclImdb/<split>/<label>/<id>_<rating>.txt."""
+def movie_url(movie: int) -> str:
+    return f"http://www.imdb.com/title/tt{movie:07d}/usercomments"
+
+
+def make_members(count: int = 20, test_split: bool = False, unsup: bool = False,
+                 reviews_per_movie: int = 0) -> Dict[str, bytes]:
+    """Archive members in the official layout: aclImdb/<split>/<label>/<id>_<rating>.txt.
+
+    With `reviews_per_movie`, `urls_<label>.txt` files map review i to movie
+    i // reviews_per_movie (after the reviews, as in the official tarball).
+    """
     members: Dict[str, bytes] = {"aclImdb/README": b"fixture", "aclImdb/imdb.vocab": b"the\n"}
     splits = ["train"] + (["test"] if test_split else [])
     for split in splits:
         for i in range(count):
             members[f"aclImdb/{split}/pos/{i}_{7 + i % 4}.txt"] = POSITIVE[i % 3].encode()
             members[f"aclImdb/{split}/neg/{i}_{1 + i % 4}.txt"] = NEGATIVE[i % 3].encode()
+        if reviews_per_movie:
+            for label, offset in (("pos", 0), ("neg", 10_000)):
+                lines = [movie_url(offset + i // reviews_per_movie) for i in range(count)]
+                members[f"aclImdb/{split}/urls_{label}.txt"] = "\n".join(lines).encode() + b"\n"
     if unsup:
         members["aclImdb/train/unsup/0_0.txt"] = b"no label here"
     return members

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import gzip
-import hashlib
-import io
 import json
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from imdb_sentiment.components import imdb_data
 from imdb_sentiment.components.imdb_example_gen import write_splits
-from conftest import make_members, write_archive
+from conftest import make_members, movie_url, write_archive
 
 
 def read_split(uri: Path, split: str):
@@ -28,19 +28,27 @@ def feature(example: tf.train.Example, name: str):
     return value.int64_list.value[0] if value.int64_list.value else value.bytes_list.value[0].decode()
 
 
-def write(tmp_path: Path, data: Path, **overrides):
-    options = dict(eval_percent=20, sample_percent=100, split_salt="imdb-v1", max_skip_fraction=0.01)
-    options.update(overrides)
+def write(tmp_path: Path, data: Path, sample_percent: int = 100, max_skip_fraction: float = 0.01,
+          **rule):
+    rule = imdb_data.SplitRule(**{"eval_percent": 20, "report_percent": 20, **rule})
     out = tmp_path / "examples"
-    summary = write_splits(str(out), str(data), str(tmp_path / "cache"), **options)
+    summary = write_splits(str(out), str(data), str(tmp_path / "cache"), rule=rule,
+                           sample_percent=sample_percent, max_skip_fraction=max_skip_fraction)
     return out, summary
 
 
-def test_tarball_becomes_train_and_eval_examples(tmp_path, small_archive):
+def all_examples(out: Path):
+    return [e for split in imdb_data.SPLITS if (out / f"Split-{split}").exists()
+            for e in read_split(out, split)]
+
+
+def test_tarball_becomes_train_eval_and_report_examples(tmp_path, small_archive):
     out, summary = write(tmp_path, small_archive)
-    assert set(summary["splits"]) == {"train", "eval"}
-    examples = read_split(out, "train") + read_split(out, "eval")
+    assert set(summary["splits"]) == {"train", "eval", "report"}
+    examples = all_examples(out)
     assert len(examples) == 40
+    for split in summary["splits"]:  # each example says where it was written
+        assert {feature(e, "data_split") for e in read_split(out, split)} == {split}
     by_id = {feature(e, "review_id"): e for e in examples}
     positive = by_id["train/pos/3"]
     assert feature(positive, "label") == 1 and feature(positive, "rating") == 7 + 3 % 4
@@ -54,10 +62,13 @@ def test_split_is_deterministic_and_follows_the_hash(tmp_path, small_archive):
     out1, summary1 = write(tmp_path / "a", small_archive)
     out2, summary2 = write(tmp_path / "b", small_archive)
     assert summary1 == summary2
+    assert summary1["grouped_by"] == "review"  # no urls files: each review is its own group
     eval_ids = {feature(e, "review_id") for e in read_split(out1, "eval")}
     assert eval_ids == {feature(e, "review_id") for e in read_split(out2, "eval")}
     for review_id in eval_ids:
-        assert imdb_data.hash_bucket(review_id, "imdb-v1") < 20
+        assert imdb_data.hash_bucket(f"review:{review_id}", "imdb-v1") < 20
+    for e in read_split(out1, "report"):
+        assert 20 <= imdb_data.hash_bucket(f"review:{feature(e, 'review_id')}", "imdb-v1") < 40
     # Same bytes on every run: files are written in hash order, not archive order.
     files1 = sorted((out1 / "Split-train").glob("*.gz"))
     files2 = sorted((out2 / "Split-train").glob("*.gz"))
@@ -65,10 +76,53 @@ def test_split_is_deterministic_and_follows_the_hash(tmp_path, small_archive):
         gzip.decompress(f.read_bytes()) for f in files2]
 
 
-def test_hash_bucket_is_stable_across_machines():
-    # A fixed value: changing the hash would silently move reviews between splits.
-    expected = int.from_bytes(hashlib.sha256(b"imdb-v1:train/pos/0").digest()[:8], "big") % 100
-    assert imdb_data.hash_bucket("train/pos/0", "imdb-v1") == expected
+def test_hash_bucket_is_pinned():
+    # Literals: changing the hash would silently move reviews between splits.
+    assert imdb_data.hash_bucket("train/pos/0", "imdb-v1") == 92
+    assert imdb_data.hash_bucket("movie:tt0453418", "imdb-v1") == 32
+
+
+def test_reviews_of_one_movie_stay_in_one_split(tmp_path):
+    archive = write_archive(tmp_path / "movies.tar.gz",
+                            make_members(count=150, reviews_per_movie=5))
+    out, summary = write(tmp_path, archive)
+    assert summary["grouped_by"] == "movie"
+    split_of_movie = collections.defaultdict(set)
+    for split in ("train", "eval", "report"):
+        for example in read_split(out, split):
+            number = int(feature(example, "review_id").rsplit("/", 1)[1])
+            offset = 0 if "/pos/" in feature(example, "review_id") else 10_000
+            split_of_movie[offset + number // 5].add(split)
+    assert len(split_of_movie) == 60
+    assert all(len(splits) == 1 for splits in split_of_movie.values())
+    counts = {split: summary["splits"][split]["movies"] for split in ("train", "eval", "report")}
+    assert sum(counts.values()) == 60 and min(counts.values()) > 0
+    # The same reviews split by review instead put most movies on several sides.
+    out2, _ = write(tmp_path / "by-review", archive, group_by_movie=False)
+    sides = collections.defaultdict(set)
+    for split in ("train", "eval", "report"):
+        for example in read_split(out2, split):
+            review_id = feature(example, "review_id")
+            sides[(review_id.split("/")[1], int(review_id.rsplit("/", 1)[1]) // 5)].add(split)
+    assert sum(len(s) > 1 for s in sides.values()) > 30
+
+
+def test_movie_ids_come_from_the_urls_files():
+    reviews = imdb_data.read_reviews(
+        write_archive(Path(tempfile.mkdtemp()) / "m.tar.gz",
+                      make_members(count=4, reviews_per_movie=2)), imdb_data.ReadReport())
+    by_id = {r.review_id: r.movie_id for r in reviews}
+    assert by_id["train/pos/3"] == "tt0000001" and by_id["train/neg/0"] == "tt0010000"
+    assert movie_url(1).endswith("tt0000001/usercomments")
+
+
+@pytest.mark.parametrize("rule,message", [
+    (dict(eval_percent=0), "eval_percent"), (dict(eval_percent=100), "eval_percent"),
+    (dict(eval_percent=50, report_percent=50), "report_percent"),
+    (dict(report_percent=-1), "report_percent")])
+def test_split_rule_refuses_impossible_percentages(rule, message):
+    with pytest.raises(ValueError, match=message):
+        imdb_data.SplitRule(**rule)
 
 
 def test_extracted_directory_and_test_split(tmp_path):
@@ -85,9 +139,14 @@ def test_extracted_directory_and_test_split(tmp_path):
 
 def test_sampling_keeps_a_stable_subset(tmp_path):
     archive = write_archive(tmp_path / "big.tar.gz", make_members(count=200))
-    _, summary = write(tmp_path / "s", archive, sample_percent=25)
-    kept = sum(s["reviews"] for s in summary["splits"].values())
-    assert 60 < kept < 140  # ~100 of 400
+    ids = []
+    for run in ("a", "b"):
+        out, summary = write(tmp_path / run, archive, sample_percent=25)
+        ids.append({feature(e, "review_id") for e in all_examples(out)})
+    assert 60 < len(ids[0]) < 140  # ~100 of 400
+    assert ids[0] == ids[1]  # the same reviews every time
+    out, _ = write(tmp_path / "c", archive, sample_percent=50)
+    assert ids[0] < {feature(e, "review_id") for e in all_examples(out)}  # nested samples
 
 
 def test_bad_files_are_skipped_and_counted(tmp_path):
@@ -123,6 +182,12 @@ def test_archives_without_reviews_are_fatal(tmp_path, case, members, message):
         write(tmp_path, archive)
 
 
+def test_archive_with_only_a_test_split_says_so(tmp_path):
+    members = {k.replace("/train/", "/test/"): v for k, v in make_members(count=5).items()}
+    with pytest.raises(imdb_data.DataError, match="no labelled reviews under train/"):
+        write(tmp_path, write_archive(tmp_path / "only-test.tar.gz", members))
+
+
 def test_directory_without_train_is_fatal(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(imdb_data.DataError, match="no train/ folder"):
@@ -156,26 +221,3 @@ def test_download_is_verified_before_use(tmp_path, small_archive):
     assert not any((tmp_path / "cache2").iterdir())  # nothing half-downloaded is kept
     with pytest.raises(imdb_data.DataError, match="no pinned checksum"):
         imdb_data.download("https://example.invalid/other.tar.gz", tmp_path / "cache3")
-
-
-def _tar_with(tmp_path: Path, info: tarfile.TarInfo, data: bytes = b"") -> Path:
-    path = tmp_path / f"evil-{abs(hash(info.name))}.tar"
-    with tarfile.open(path, "w") as archive:
-        archive.addfile(info, io.BytesIO(data) if data else None)
-    return path
-
-
-def test_safe_extract_refuses_escaping_members(tmp_path):
-    traversal = tarfile.TarInfo("../escape.txt")
-    traversal.size = 1
-    absolute = tarfile.TarInfo("/tmp/absolute.txt")
-    absolute.size = 1
-    link = tarfile.TarInfo("aclImdb/link")
-    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
-    for info, data in ((traversal, b"x"), (absolute, b"x"), (link, b"")):
-        with pytest.raises(imdb_data.DataError, match="refusing to extract"):
-            imdb_data.safe_extract(_tar_with(tmp_path, info, data), tmp_path / "target")
-    assert not (tmp_path / "escape.txt").exists()
-    ok = write_archive(tmp_path / "ok.tar.gz", make_members(count=2))
-    imdb_data.safe_extract(ok, tmp_path / "target")
-    assert (tmp_path / "target" / "aclImdb" / "train" / "pos" / "0_7.txt").exists()

@@ -74,9 +74,10 @@ def test_kfp_sdk_loads_the_spec_with_every_component_and_edge(compiled):
     assert edges["DataGate"] == {"ImdbExampleGen", "ExampleValidator", "StatisticsGen"}
     assert edges["Transform"] == {"ImdbExampleGen", "SchemaGen", "DataGate"}  # gated
     assert edges["Trainer"] == {"Transform", "SchemaGen"}
-    assert {"ImdbExampleGen", "Trainer"} <= edges["Evaluator"]
-    assert any(t.startswith("latest_blessed_model_resolver") for t in edges["Evaluator"])
-    assert edges["Pusher"] == {"Evaluator", "Trainer"}
+    assert edges["BaselineTrainer"] == {"Transform", "SchemaGen"}
+    assert edges["Evaluator"] == {"ImdbExampleGen", "Trainer", "BaselineTrainer"}
+    assert edges["ServedModelGate"] == {"ImdbExampleGen", "Trainer", "Evaluator"}
+    assert edges["Pusher"] == {"ServedModelGate", "Trainer"}
 
 
 def test_image_gpu_and_env_are_where_they_belong(compiled):
@@ -84,7 +85,7 @@ def test_image_gpu_and_env_are_where_they_belong(compiled):
     documents = list(yaml.safe_load_all(yaml_path.read_text()))
     executors = documents[0]["deploymentSpec"]["executors"]
     containers = {label: e["container"] for label, e in executors.items() if "container" in e}
-    assert len(containers) == 9  # every component but the resolver (which KFP runs itself)
+    assert len(containers) == 11  # every component; no resolver (open-source KFP runs none)
     for label, container in containers.items():
         assert container["image"] == "registry.example.com/imdb-sentiment:1.0"
         assert container["command"] == runner.ENTRYPOINT

@@ -11,7 +11,7 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from imdb_sentiment.pipeline.config import TrainerConfig
+from imdb_sentiment.trainer.hparams import TrainerConfig
 from imdb_sentiment.trainer import features, preprocessing
 
 RAW_SPEC = {features.TEXT: tf.io.FixedLenFeature([1], tf.string),
@@ -38,22 +38,69 @@ def test_tokenize_keeps_the_end_of_long_reviews():
     assert [t.decode() for t in tokens[0].numpy()] == ["d", "e", "f"]
 
 
-@pytest.fixture(scope="module")
-def transformed():
-    """Analyse a tiny corpus once; return (outputs, vocabulary) for the tests."""
-    hparams = TrainerConfig(vocab_size=4, min_frequency=2, max_sequence_length=5)
-    corpus = ["good good good film", "bad bad bad film", "good film", "bad film",
-              "one two three four five six seven good", "", "rare"]
+CORPUS = ["good good good film", "bad bad bad film", "good film", "bad film",
+          "one two three four five six seven good", "", "rare"]
+
+
+def analyze(corpus, hparams: TrainerConfig):
+    """Runs preprocessing_fn through TF Transform: (outputs, TFTransformOutput)."""
     rows = [{features.TEXT: [t.encode()], features.LABEL: [i % 2]} for i, t in enumerate(corpus)]
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_SPEC))
     with tempfile.TemporaryDirectory() as temp_dir, tft_beam.Context(temp_dir=temp_dir):
         (outputs, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
             lambda inputs: preprocessing.preprocessing_fn(
                 inputs, hparams.to_transform_custom_config()))
-        vocab_dir = tempfile.mkdtemp()
-        _ = transform_fn | tft_beam.WriteTransformFn(vocab_dir)
-    vocabulary = tft.TFTransformOutput(vocab_dir).vocabulary_by_name(features.VOCABULARY)
+        output_dir = tempfile.mkdtemp()
+        _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
+    return outputs, tft.TFTransformOutput(output_dir)
+
+
+@pytest.fixture(scope="module")
+def transformed():
+    """Analyse a tiny corpus once; return (outputs, vocabulary, hparams) for the tests."""
+    hparams = TrainerConfig(vocab_size=4, min_frequency=2, max_sequence_length=5)
+    outputs, tft_output = analyze(CORPUS, hparams)
+    vocabulary = tft_output.vocabulary_by_name(features.VOCABULARY)
     return outputs, [v.decode() for v in vocabulary], hparams
+
+
+def test_vocabulary_keeps_only_the_top_k():
+    _, tft_output = analyze(CORPUS, TrainerConfig(vocab_size=2, min_frequency=1,
+                                                  max_sequence_length=5))
+    vocabulary = [v.decode() for v in tft_output.vocabulary_by_name(features.VOCABULARY)]
+    assert len(vocabulary) == 2 and vocabulary[0] == "good"  # 5 occurrences
+    assert vocabulary[1] in ("film", "bad")  # 4 each: one of them is cut
+
+
+def test_head_and_tail_truncation_keeps_both_ends():
+    tokens = preprocessing.tokenize(tf.constant(["a b c d e f g h", "x y"]), max_length=5, head=2)
+    assert [[t.decode() for t in row] for row in tokens.to_list()] == [
+        ["a", "b", "f", "g", "h"], ["x", "y"]]
+
+
+def test_ngram_tfidf_matches_sklearn_sublinear_tfidf():
+    """Same numbers as sklearn's TfidfVectorizer(sublinear_tf=True, smooth_idf=True, norm='l2')."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    corpus = CORPUS[:5] + ["good film , bad film ! good good", "film film film"]
+    outputs, tft_output = analyze(corpus, TrainerConfig(max_sequence_length=5, ngram_order=2,
+                                                        ngram_min_frequency=1))
+    names = [v.decode() for v in tft_output.vocabulary_by_name(features.NGRAM_VOCABULARY)]
+
+    def grams(text):
+        tokens = preprocessing.normalize(tf.constant([text])).numpy()[0].decode().split(" ")
+        return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
+
+    vectorizer = TfidfVectorizer(analyzer=grams, sublinear_tf=True)
+    expected = vectorizer.fit_transform(corpus)
+    columns = vectorizer.vocabulary_
+    for row, output in enumerate(outputs):
+        got = {names[i]: w for i, w in zip(output[features.NGRAM_IDS],
+                                            output[features.NGRAM_WEIGHTS])}
+        want = {gram: expected[row, col] for gram, col in columns.items() if expected[row, col]}
+        assert got.keys() == want.keys()
+        for gram, weight in want.items():
+            assert got[gram] == pytest.approx(weight, rel=1e-5), (row, gram)
 
 
 def test_vocabulary_is_top_k_with_min_frequency(transformed):

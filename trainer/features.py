@@ -4,11 +4,18 @@ TEXT = "text"
 LABEL = "label"
 RATING = "rating"
 REVIEW_ID = "review_id"
+#: The split a review was written to (train, eval, report, test): TFMA slices by it.
+DATA_SPLIT = "data_split"
 
 #: Transformed feature: right-padded token ids, 0 = padding.
 TOKEN_IDS = "token_ids"
 #: Name of the vocabulary file TF Transform writes.
 VOCABULARY = "tokens"
+#: Transformed features of the linear baseline: distinct n-gram ids of a
+#: review and their TF-IDF weights (same length), and their vocabulary.
+NGRAM_IDS = "ngram_ids"
+NGRAM_WEIGHTS = "ngram_weights"
+NGRAM_VOCABULARY = "ngrams"
 
 PAD_ID = 0
 #: Token substituted for a review with no tokens, so no row is all padding.

@@ -20,7 +20,7 @@ from typing import List, Optional
 import tensorflow as tf
 import tf_keras as keras
 
-from imdb_sentiment.pipeline.config import TrainerConfig
+from .hparams import TrainerConfig
 from . import features
 from .attention import BahdanauAttention
 

@@ -8,19 +8,23 @@ Choices (stated once, here):
   `min_frequency` times in the train split; ids are shifted by one so that
   0 is padding, 1..V are words and V+1 is the out-of-vocabulary bucket.
 - Truncation keeps the *end* of a long review (the verdict is usually
-  there); padding goes on the *right*, which keeps a masked LSTM eligible for
-  the cuDNN kernel. A review with no tokens becomes one `<empty>` token, so
-  no row is all padding.
+  there), or its first `head_tokens` and the rest from the end; padding goes
+  on the *right*, which keeps a masked LSTM eligible for the cuDNN kernel. A
+  review with no tokens becomes one `<empty>` token, so no row is all padding.
+- For the linear baseline, every word n-gram (1..`ngram_order`) of the whole
+  review, as TF-IDF weights: sublinear term frequency (1 + log count) times
+  smoothed inverse document frequency of the train split, L2-normalised per
+  review, over the `ngram_vocab_size` most frequent n-grams.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from imdb_sentiment.pipeline.config import TrainerConfig
+from .hparams import TrainerConfig
 from . import features
 
 _PUNCTUATION = r"""([!"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~])"""
@@ -36,9 +40,55 @@ def normalize(text: tf.Tensor) -> tf.Tensor:
     return tf.where(tf.strings.length(text) > 0, text, features.EMPTY_TOKEN)
 
 
-def tokenize(text: tf.Tensor, max_length: int) -> tf.RaggedTensor:
-    """The last `max_length` tokens of each normalised review."""
-    return tf.strings.split(normalize(text))[:, -max_length:]
+def truncate(tokens: tf.RaggedTensor, max_length: int, head: int = 0) -> tf.RaggedTensor:
+    """At most `max_length` tokens a row: its first `head` and the rest from its end."""
+    if head <= 0:
+        return tokens[:, -max_length:]
+    lengths = tokens.row_lengths()
+    tail = tokens[:, -(max_length - head):]
+    # A row no longer than max_length is kept whole; a longer one is head + tail.
+    long_rows = lengths > max_length
+    head_part = tf.ragged.boolean_mask(tokens[:, :head], long_rows)
+    tail_part = tf.ragged.boolean_mask(tail, long_rows)
+    truncated = tf.concat([head_part, tail_part], axis=1)
+    whole = tf.ragged.boolean_mask(tokens, tf.logical_not(long_rows))
+    # Reassemble in the original row order.
+    positions = tf.concat([tf.where(long_rows)[:, 0], tf.where(tf.logical_not(long_rows))[:, 0]], 0)
+    rows = tf.concat([truncated, whole], axis=0)
+    return tf.gather(rows, tf.argsort(positions))
+
+
+def tokenize(text: tf.Tensor, max_length: int, head: int = 0) -> tf.RaggedTensor:
+    """The tokens of each normalised review that the model sees."""
+    return truncate(tf.strings.split(normalize(text)), max_length, head)
+
+
+def word_ngrams(tokens: tf.RaggedTensor, order: int) -> tf.RaggedTensor:
+    """Every n-gram of 1..`order` consecutive tokens, joined by spaces."""
+    grams = [tokens]
+    for n in range(2, order + 1):
+        grams.append(tf.strings.ngrams(tokens, n, separator=" "))
+    return tf.concat(grams, axis=1) if len(grams) > 1 else tokens
+
+
+def sublinear_tfidf(ngram_ids: tf.RaggedTensor, tfidf_ids: tf.RaggedTensor,
+                    tfidf: tf.RaggedTensor, id_bound: int) -> tf.RaggedTensor:
+    """L2-normalised (1 + log count) × idf, from TF Transform's plain TF-IDF.
+
+    `tft.tfidf` gives, per review and distinct id in ascending order, (count /
+    review length) × idf. The same distinct ids, counted here in the same
+    order, turn that into sublinear term frequency, which suits text of very
+    different lengths better (as sklearn's `sublinear_tf`).
+    """
+    keys = ngram_ids.value_rowids() * id_bound + ngram_ids.flat_values
+    unique, _, counts = tf.unique_with_counts(keys)
+    counts = tf.cast(tf.gather(counts, tf.argsort(unique)), tf.float32)
+    lengths = tf.cast(tf.gather(ngram_ids.row_lengths(), tfidf_ids.value_rowids()), tf.float32)
+    idf = tfidf.flat_values * lengths / counts
+    weights = (1.0 + tf.math.log(counts)) * idf
+    norms = tf.sqrt(tf.math.segment_sum(tf.square(weights), tfidf_ids.value_rowids()))
+    weights = weights / tf.maximum(tf.gather(norms, tfidf_ids.value_rowids()), 1e-12)
+    return tfidf_ids.with_flat_values(weights)
 
 
 def preprocessing_fn(inputs: Dict[str, Any],
@@ -51,7 +101,7 @@ def preprocessing_fn(inputs: Dict[str, Any],
     if text.shape.rank == 2:
         text = tf.squeeze(text, axis=1)
     all_tokens = tf.strings.split(normalize(text))
-    kept_tokens = all_tokens[:, -hparams.max_sequence_length:]
+    kept_tokens = truncate(all_tokens, hparams.max_sequence_length, hparams.head_tokens)
     vocabulary = tft.vocabulary(
         all_tokens,
         top_k=hparams.vocab_size,
@@ -63,6 +113,19 @@ def preprocessing_fn(inputs: Dict[str, Any],
     ids = tf.ragged.map_flat_values(tf.add, ids, tf.constant(1, tf.int64))
     outputs = {features.TOKEN_IDS: ids.to_tensor(
         default_value=features.PAD_ID, shape=[None, hparams.max_sequence_length])}
+    ngrams = word_ngrams(all_tokens, hparams.ngram_order)
+    ngram_ids = tft.compute_and_apply_vocabulary(
+        ngrams.to_sparse(), top_k=hparams.ngram_vocab_size,
+        frequency_threshold=hparams.ngram_min_frequency, num_oov_buckets=1,
+        vocab_filename=features.NGRAM_VOCABULARY)
+    id_bound = hparams.ngram_vocab_size + 1
+    tfidf_ids, tfidf = tft.tfidf(ngram_ids, id_bound)
+    tfidf_ids = tf.RaggedTensor.from_sparse(tfidf_ids)
+    weights = sublinear_tfidf(tf.RaggedTensor.from_sparse(ngram_ids), tfidf_ids,
+                              tf.RaggedTensor.from_sparse(tfidf), id_bound)
+    for name, values in ((features.NGRAM_IDS, tfidf_ids), (features.NGRAM_WEIGHTS, weights)):
+        outputs[name] = values.to_sparse()
+        outputs[name].set_shape([None, None])
     if features.LABEL in inputs:
         label = inputs[features.LABEL]
         if isinstance(label, tf.SparseTensor):

@@ -31,7 +31,7 @@ import tf_keras as keras
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.saved_model import fingerprinting_utils
 
-from imdb_sentiment.pipeline.config import TrainerConfig
+from .hparams import TrainerConfig
 from . import features, preprocessing
 from .folded_bilstm import FoldedNetwork
 from .model import build_model, explainer_model
@@ -43,7 +43,7 @@ CLASSIFY_SIGNATURE = "classify"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 
 
-def _examples_spec(name: str) -> tf.TensorSpec:
+def examples_spec(name: str) -> tf.TensorSpec:
     return tf.TensorSpec(shape=[None], dtype=tf.string, name=name)
 
 
@@ -91,12 +91,12 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
         return predict_by_length(lambda ids: network(ids)[0], transformed[features.TOKEN_IDS],
                                  hparams.serving_chunk_size)
 
-    @tf.function(input_signature=[_examples_spec("examples")])
+    @tf.function(input_signature=[examples_spec("examples")])
     def serve_examples(examples):
         parsed = tf.io.parse_example(examples, text_only_spec)
         return {"probability": probability_of(parsed)}
 
-    @tf.function(input_signature=[_examples_spec("examples")])
+    @tf.function(input_signature=[examples_spec("examples")])
     def transform_features(examples):
         parsed = tf.io.parse_example(examples, optional_spec)
         return model.tft_layer(parsed)
@@ -113,7 +113,7 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
         return {"probability": probability, "tokens": tokens,
                 "attention": attention}
 
-    @tf.function(input_signature=[_examples_spec("inputs")])
+    @tf.function(input_signature=[examples_spec("inputs")])
     def classify(inputs):
         parsed = tf.io.parse_example(inputs, text_only_spec)
         positive = probability_of(parsed)
@@ -180,7 +180,7 @@ def _scrub_paths(value: bytes) -> bytes:
 def finalize_saved_model(export_dir: str) -> int:
     """Post-processes saved_model.pb in place; returns how many names were scrubbed.
 
-    - Marks the classify signature `tensorflow/serving/classify`:
+    - Marks the classify signature, if any, `tensorflow/serving/classify`:
       tf.saved_model always writes `tensorflow/serving/predict`, and TF
       Serving's Classify API only accepts the former.
     - Removes machine-local paths from `shared_name` attributes. Resource
@@ -194,7 +194,8 @@ def finalize_saved_model(export_dir: str) -> int:
         saved_model.ParseFromString(handle.read())
     scrubbed = 0
     for meta_graph in saved_model.meta_graphs:
-        meta_graph.signature_def[CLASSIFY_SIGNATURE].method_name = CLASSIFY_METHOD
+        if CLASSIFY_SIGNATURE in meta_graph.signature_def:
+            meta_graph.signature_def[CLASSIFY_SIGNATURE].method_name = CLASSIFY_METHOD
         graph = meta_graph.graph_def
         nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
         for node in nodes:

@@ -18,7 +18,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from imdb_sentiment.pipeline.config import TrainerConfig
+from .hparams import TrainerConfig
 from . import features
 from .averaging import WeightAveraging
 from .embeddings import ppmi_svd_embeddings
