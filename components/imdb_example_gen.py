@@ -106,10 +106,11 @@ def write_splits(output_uri: str, data: str, cache_dir: str, rule: imdb_data.Spl
         raise imdb_data.DataError(f"{source}: no labelled reviews under train/ (found only "
                                   "test/); training needs train/pos and train/neg")
     splits = assign_splits(reviews, rule, sample_percent)
-    if "train" not in splits or "eval" not in splits:
+    wanted = ["train", "eval"] + (["report"] if rule.report_percent else [])
+    if any(split not in splits for split in wanted):
         raise imdb_data.DataError(
-            f"{source}: the sample is too small to make both a train and an eval split "
-            f"(got {sorted(splits)}); raise sample_percent or eval_percent")
+            f"{source}: the sample is too small to make the {', '.join(wanted)} splits "
+            f"(got {sorted(splits)}); raise sample_percent, eval_percent or report_percent")
     summary = {
         "source": os.path.basename(str(source)),
         "split_rule": dataclasses.asdict(rule),

@@ -33,7 +33,20 @@ import yaml
 IMAGE_PROJECT_DIR = "/opt/imdb-sentiment"
 ENTRYPOINT = ["python", f"{IMAGE_PROJECT_DIR}/kubeflow/entrypoint.py"]
 TRAINER_EXECUTOR = "Trainer_executor"
+#: kubeflow/entrypoint.py's flag: read and write the launcher's local copies.
+LOCAL_PATHS_FLAG = "--local-artifact-paths"
+#: The accelerator as open-source KFP names it: a Kubernetes extended resource
+#: (`backend/src/v2/driver/k8s.go` puts it in the pod's resource limits).
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
+#: The accelerator as Vertex AI names it (MachineSpec.acceleratorType).
+DEFAULT_VERTEX_ACCELERATOR = "NVIDIA_TESLA_T4"
+#: Vertex AI's accelerator types, less the TPUs: the v1 API's AcceleratorType
+#: enum as documented (cloud.google.com, "Vertex AI V1 API AcceleratorType").
+VERTEX_ACCELERATORS = (
+    "NVIDIA_TESLA_K80", "NVIDIA_TESLA_P100", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_P4",
+    "NVIDIA_TESLA_T4", "NVIDIA_TESLA_A100", "NVIDIA_A100_80GB", "NVIDIA_L4", "NVIDIA_H100_80GB",
+    "NVIDIA_H100_MEGA_80GB", "NVIDIA_H200_141GB", "NVIDIA_B200", "NVIDIA_GB200",
+    "NVIDIA_RTX_PRO_6000")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +59,7 @@ class KubeflowTarget:
     serving_dir: str
     beam_pipeline_args: Sequence[str] = ()
     gpu_type: str = DEFAULT_GPU_RESOURCE
+    vertex_accelerator: str = DEFAULT_VERTEX_ACCELERATOR
     gpu_count: int = 1
     trainer_cpu: float = 4.0
     trainer_memory_gb: float = 16.0
@@ -68,8 +82,12 @@ def kubeflow_config(profile: str, target: KubeflowTarget):
     )
 
 
-def build_pipeline(profile: str, target: KubeflowTarget):
-    """The shared DAG, with the Trainer's resource request attached."""
+def build_pipeline(profile: str, target: KubeflowTarget, for_vertex: bool = False):
+    """The shared DAG, with the Trainer's resource request attached.
+
+    The accelerator is named per backend: a Kubernetes resource name for
+    open-source KFP, a Vertex AI accelerator type for Vertex.
+    """
     from kfp.pipeline_spec import pipeline_spec_pb2
 
     from imdb_sentiment.pipeline.pipeline import create_pipeline
@@ -78,33 +96,29 @@ def build_pipeline(profile: str, target: KubeflowTarget):
     resources = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec(
         cpu_limit=target.trainer_cpu, memory_limit=target.trainer_memory_gb)
     if target.gpu_count > 0:
-        resources.accelerator.type = target.gpu_type
+        resources.accelerator.type = target.vertex_accelerator if for_vertex else target.gpu_type
         resources.accelerator.count = target.gpu_count
     trainer = next(c for c in pipeline.components if c.id == "Trainer")
     trainer.with_platform_config(resources)
     return pipeline
 
 
-def _finish_executors(pipeline_spec: Dict[str, Any]) -> None:
-    """Post-compile edits of every container step.
-
-    - Hides the GPU from every step but the Trainer, so TensorFlow in
-      Transform or Evaluator cannot take its memory on a GPU node.
-    - Passes each step its declared inputs (TFX 1.16 does not), which the
-      entrypoint uses to repair artifact types sent by open-source KFP.
-    """
-    inputs_by_executor = {
-        component["executorLabel"]: component.get("inputDefinitions", {})
-        for component in pipeline_spec["components"].values() if "executorLabel" in component}
+def hide_gpu_outside_the_trainer(pipeline_spec: Dict[str, Any]) -> None:
+    """Hides the GPU from every step but the Trainer, so TensorFlow in
+    Transform or Evaluator cannot take its memory on a GPU node."""
     for label, executor in pipeline_spec["deploymentSpec"]["executors"].items():
         container = executor.get("container")
-        if container is None:
-            continue
-        if label != TRAINER_EXECUTOR:
+        if container is not None and label != TRAINER_EXECUTOR:
             container.setdefault("env", []).append({"name": "CUDA_VISIBLE_DEVICES", "value": "-1"})
-        if container.get("command") == ENTRYPOINT and label in inputs_by_executor:
-            container["args"] += ["--json_serialized_inputs_spec_args",
-                                  json.dumps(inputs_by_executor[label], sort_keys=True)]
+
+
+def use_launcher_local_paths(pipeline_spec: Dict[str, Any]) -> None:
+    """Open-source KFP only: steps read and write the launcher's local copies
+    of their artifacts (kubeflow/entrypoint.py, repair 3)."""
+    for executor in pipeline_spec["deploymentSpec"]["executors"].values():
+        container = executor.get("container")
+        if container is not None and container.get("command") == ENTRYPOINT:
+            container["args"] = [LOCAL_PATHS_FLAG, *container["args"]]
 
 
 def platform_spec(node_selector: Dict[str, str], tolerations: List[Dict[str, str]]) -> Dict[str, Any]:
@@ -127,13 +141,26 @@ def compile_pipeline(profile: str, target: KubeflowTarget, output: Path) -> Path
 
     if output.suffix not in (".yaml", ".yml", ".json"):
         raise ValueError(f"{output}: the output must end in .yaml (KFP) or .json (Vertex AI)")
-    pipeline = build_pipeline(profile, target)
+    for_vertex = output.suffix == ".json"
+    if for_vertex and target.vertex_accelerator not in VERTEX_ACCELERATORS:
+        raise ValueError(f"--vertex-accelerator {target.vertex_accelerator!r} is not a Vertex AI "
+                         f"accelerator type; choose one of {', '.join(VERTEX_ACCELERATORS)}")
+    pipeline = build_pipeline(profile, target, for_vertex=for_vertex)
+    # The 2.1 schema is the only one the open-source API server accepts
+    # (backend/src/apiserver/template/v2_template.go) and types every
+    # parameter; with it TFX also passes each step its inputs spec.
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
-            default_image=target.image, default_commands=ENTRYPOINT),
+            default_image=target.image, default_commands=ENTRYPOINT,
+            use_pipeline_spec_2_1=True),
         output_dir=tempfile.mkdtemp(), output_filename="unused.json")
     job = runner.run(pipeline, write_out=False)
-    _finish_executors(job["pipelineSpec"])
+    hide_gpu_outside_the_trainer(job["pipelineSpec"])
+    if not for_vertex:
+        use_launcher_local_paths(job["pipelineSpec"])
+    # Read by clients that submit the spec without a root of their own; the
+    # runner's submit and schedule also pass it with every run.
+    job["pipelineSpec"]["defaultPipelineRoot"] = target.pipeline_root
     job.get("labels", {}).pop("tfx_py_version", None)
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix == ".json":
@@ -155,20 +182,45 @@ def compile_pipeline(profile: str, target: KubeflowTarget, output: Path) -> Path
 _CRON_FIELD = re.compile(r"^(\*|\?|\d+(-\d+)?)(/\d+)?$")
 _FIELD_RANGES = [(0, 59), (0, 59), (0, 23), (1, 31), (1, 12), (0, 6)]  # s m h dom mon dow
 _FIELD_NAMES = ["second", "minute", "hour", "day of month", "month", "day of week"]
+#: Names robfig/cron (the parser KFP's API server and ScheduledWorkflow controller
+#: use: backend/src/apiserver/server/api_converter.go, crd/controller/
+#: scheduledworkflow/util/cron_schedule.go) accepts in the month and weekday fields.
+_MONTHS = {name: number for number, name in enumerate(
+    "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), start=1)}
+_WEEKDAYS = {name: number for number, name in enumerate("SUN MON TUE WED THU FRI SAT".split())}
+#: robfig/cron's predefined schedules, as the six fields they stand for.
+CRON_MACROS = {"@yearly": "0 0 0 1 1 *", "@annually": "0 0 0 1 1 *", "@monthly": "0 0 0 1 * *",
+               "@weekly": "0 0 0 * * 0", "@daily": "0 0 0 * * *", "@midnight": "0 0 0 * * *",
+               "@hourly": "0 0 * * * *"}
+
+
+def _numbers_for_names(value: str, names: Dict[str, int]) -> str:
+    return re.sub(r"[A-Za-z]{3}", lambda m: str(names[m.group(0).upper()])
+                  if m.group(0).upper() in names else m.group(0), value)
 
 
 def to_kfp_cron(expression: str) -> str:
-    """KFP's six-field cron (seconds first) from a five- or six-field one.
+    """KFP's six-field cron (seconds first) from a five- or six-field one or a macro.
 
-    `0 2 * * *` (daily 02:00 in the common 5-field form) becomes `0 0 2 * * *`.
-    Malformed expressions raise ValueError before any server is contacted.
+    `0 2 * * *` (daily 02:00 in the common 5-field form) becomes `0 0 2 * * *`;
+    `@daily` becomes `0 0 0 * * *`; month and weekday names (`MON-FRI`, `JAN`)
+    become numbers. Malformed expressions raise ValueError before any server
+    is contacted.
     """
-    fields = expression.split()
+    text = expression.strip()
+    if text.startswith("@"):
+        if text.lower() not in CRON_MACROS:
+            raise ValueError(f"cron {expression!r}: unknown macro; use one of "
+                             f"{', '.join(CRON_MACROS)} or a cron expression")
+        return CRON_MACROS[text.lower()]
+    fields = text.split()
     if len(fields) == 5:
         fields = ["0"] + fields
     if len(fields) != 6:
         raise ValueError(f"cron {expression!r}: expected 5 fields (minute hour day month weekday) "
                          "or KFP's 6 (second first)")
+    fields[4] = _numbers_for_names(fields[4], _MONTHS)
+    fields[5] = _numbers_for_names(fields[5], _WEEKDAYS)
     for value, (low, high), name in zip(fields, _FIELD_RANGES, _FIELD_NAMES):
         for part in value.split(","):
             match = _CRON_FIELD.match(part)
@@ -247,14 +299,30 @@ def upload_version(client, package: Path, pipeline_name: str, version_name: str)
     return pipeline_id, version.pipeline_version_id
 
 
-def submit(client, package: Path, run_name: str, experiment: str, enable_caching: bool = True):
+def submit(client, package: Path, run_name: str, experiment: str, pipeline_root: str,
+           enable_caching: bool = True):
+    """One run. The pipeline root goes with it: without one the cluster uses its
+    own default (`backend/src/v2/driver/root_dag.go`), usually a minio:// bucket
+    that TensorFlow's file systems cannot read."""
     return client.create_run_from_pipeline_package(
         str(package), arguments={}, run_name=run_name, experiment_name=experiment,
-        enable_caching=enable_caching)
+        pipeline_root=pipeline_root, enable_caching=enable_caching)
+
+
+def recurring_runs_named(client, experiment_id: str, name: str) -> List[Any]:
+    """Every recurring run of the experiment with that display name, all pages read."""
+    found, token = [], ""
+    while True:
+        page = client.list_recurring_runs(experiment_id=experiment_id, page_size=100,
+                                          page_token=token)
+        found += [r for r in page.recurring_runs or [] if r.display_name == name]
+        token = page.next_page_token or ""
+        if not token:
+            return found
 
 
 def schedule(client, package: Path, name: str, kfp_cron: str, experiment: str, pipeline_name: str,
-             version_name: str):
+             version_name: str, pipeline_root: str):
     """Creates, or replaces by name, a recurring run of a newly uploaded version.
 
     Version policy: pinned. Every firing runs the version uploaded by this
@@ -264,14 +332,12 @@ def schedule(client, package: Path, name: str, kfp_cron: str, experiment: str, p
     """
     pipeline_id, version_id = upload_version(client, package, pipeline_name, version_name)
     experiment_id = client.create_experiment(experiment).experiment_id
-    existing = client.list_recurring_runs(experiment_id=experiment_id, page_size=100)
-    for recurring in existing.recurring_runs or []:
-        if recurring.display_name == name:
-            client.delete_recurring_run(recurring.recurring_run_id)
+    for recurring in recurring_runs_named(client, experiment_id, name):
+        client.delete_recurring_run(recurring.recurring_run_id)
     recurring = client.create_recurring_run(
         experiment_id=experiment_id, job_name=name, cron_expression=kfp_cron,
         pipeline_id=pipeline_id, version_id=version_id, max_concurrency=1, no_catchup=True,
-        enabled=True)
+        enabled=True, pipeline_root=pipeline_root)
     return recurring, version_id
 
 
@@ -313,7 +379,11 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where TF Serving watches, e.g. gs://bucket/serving")
     parser.add_argument("--beam-arg", action="append", default=[],
                         help="Beam pipeline argument, e.g. --runner=DataflowRunner (repeatable)")
-    parser.add_argument("--gpu-type", default=DEFAULT_GPU_RESOURCE)
+    parser.add_argument("--gpu-type", default=DEFAULT_GPU_RESOURCE,
+                        help="the Trainer's GPU as a Kubernetes resource (open-source KFP, .yaml)")
+    parser.add_argument("--vertex-accelerator", default=DEFAULT_VERTEX_ACCELERATOR,
+                        help="the Trainer's GPU as a Vertex AI accelerator type (.json), e.g. "
+                             "NVIDIA_L4")
     parser.add_argument("--gpu-count", type=int, default=1)
     parser.add_argument("--trainer-cpu", type=float, default=4.0)
     parser.add_argument("--trainer-memory-gb", type=float, default=16.0)
@@ -339,7 +409,8 @@ def target_from_args(args: argparse.Namespace) -> KubeflowTarget:
     return KubeflowTarget(
         image=args.image, pipeline_root=args.pipeline_root, data=args.data,
         serving_dir=args.serving_dir, beam_pipeline_args=tuple(args.beam_arg),
-        gpu_type=args.gpu_type, gpu_count=args.gpu_count, trainer_cpu=args.trainer_cpu,
+        gpu_type=args.gpu_type, vertex_accelerator=args.vertex_accelerator,
+        gpu_count=args.gpu_count, trainer_cpu=args.trainer_cpu,
         trainer_memory_gb=args.trainer_memory_gb, node_selector=_key_values(args.node_selector),
         tolerations=[_toleration(t) for t in args.toleration])
 
@@ -375,6 +446,12 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def package_pipeline_root(package: Path) -> str:
+    """The `defaultPipelineRoot` a compiled package names ("" if none)."""
+    documents = list(yaml.safe_load_all(package.read_text()))
+    return (documents[0] or {}).get("defaultPipelineRoot", "") if documents else ""
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = make_parser().parse_args(argv)
     try:
@@ -395,18 +472,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 0
         if not args.host:
             raise ValueError("--host (or KFP_HOST) is required")
+        pipeline_root = args.pipeline_root or package_pipeline_root(package)
+        if not pipeline_root:
+            raise ValueError("--pipeline-root (or IMDB_PIPELINE_ROOT) is required: the package "
+                             "names none")
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     client = kfp_client(args.host, args.token, args.namespace)
     if args.command == "submit":
-        run = submit(client, package, args.run_name or f"imdb-sentiment-{stamp}", args.experiment)
+        run = submit(client, package, args.run_name or f"imdb-sentiment-{stamp}", args.experiment,
+                     pipeline_root)
         print(f"started run {run.run_id} in experiment {args.experiment}")
         return 0
     recurring, version_id = schedule(client, package, args.name, cron, args.experiment,
                                      pipeline_name="imdb-sentiment",
-                                     version_name=f"imdb-sentiment-{stamp}")
+                                     version_name=f"imdb-sentiment-{stamp}",
+                                     pipeline_root=pipeline_root)
     print(f"schedule {args.name!r} ({recurring.recurring_run_id}): cron {cron!r} (UTC), pinned to "
           f"pipeline version {version_id}, no catch-up, at most 1 concurrent run")
     return 0

@@ -44,6 +44,14 @@ def _quiet_tensorflow(cpp_log_level: str = "2") -> None:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """An exception's message cut to its first line: errors raised through Beam
+    carry whole tracebacks in their text, which belong in the log, not here."""
+    lines = str(error).strip().splitlines() or [""]
+    line = lines[0]
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
 def _error(message: str) -> None:
     sys.stderr.write(f"imdb-pipeline: error: {message}\n")
 
@@ -112,17 +120,17 @@ def _with_interval(entry: Optional[Dict[str, Any]], signed: bool = False) -> str
 
 def accuracy_table(record: Dict[str, Any]) -> List[str]:
     """Accuracy of both models and their difference per split, with 95% intervals."""
-    intervals = record.get("intervals") or {}
-    if not intervals:
+    accuracy = record.get("accuracy") or {}
+    if not accuracy:
         return []
-    rows = [("accuracy [95% interval]", "BiLSTM", "linear baseline", "BiLSTM - baseline")]
-    for split in sorted(intervals, key=lambda s: list(SPLIT_ROLES).index(s) if s in SPLIT_ROLES else 9):
-        by_role = intervals[split]
-        rows.append((SPLIT_ROLES.get(split, split),
-                     _with_interval(by_role.get("candidate", {}).get("binary_accuracy")),
-                     _with_interval(by_role.get("linear_baseline", {}).get("binary_accuracy")),
-                     _with_interval(by_role.get("difference", {}).get("binary_accuracy"), True)))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    rows = [("accuracy [95% interval]", "reviews", "BiLSTM", "linear baseline", "BiLSTM - baseline")]
+    for split in sorted(accuracy, key=lambda s: list(SPLIT_ROLES).index(s) if s in SPLIT_ROLES else 9):
+        by_role = accuracy[split]
+        rows.append((SPLIT_ROLES.get(split, split), _number(by_role.get("reviews") or 0),
+                     _with_interval(by_role.get("candidate")),
+                     _with_interval(by_role.get("linear_baseline")),
+                     _with_interval(by_role.get("difference"), True)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
             for row in rows]
 
@@ -192,7 +200,8 @@ def command_run(args: argparse.Namespace) -> int:
             how = "terminated" if isinstance(failed.error, Terminated) else "interrupted"
             _error(f"{how}; run the same command again to resume (completed components are cached)")
             return EXIT_TERMINATED if isinstance(failed.error, Terminated) else EXIT_INTERRUPTED
-        _error(f"{type(failed.error).__name__}: {failed.error}\n  (traceback in {log_path})")
+        _error(f"{type(failed.error).__name__}: {first_line(failed.error)}\n"
+               f"  (traceback in {log_path})")
         return EXIT_FAILURE
     if not record.get("pushed_model"):
         _error(f"the model was not blessed, nothing was pushed: {record.get('blessing_reason')}")

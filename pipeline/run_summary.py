@@ -86,11 +86,11 @@ def _split_of(slice_key) -> Optional[str]:
 
 def evaluation_metrics(evaluation_uri: str) -> Dict[str, Any]:
     """What TFMA computed, per split: both models' metrics by slice, and the
-    overall slice's 95% intervals, the candidate-minus-baseline differences included.
+    two accuracies with 95% intervals and their difference.
 
     {"metrics": {split: {slice: {metric: value}}} (candidate),
      "baseline_metrics": same for the linear baseline,
-     "intervals": {split: {"candidate" | "linear_baseline" | "difference": {metric: {...}}}}}
+     "accuracy": {split: {"candidate" | "linear_baseline" | "difference": {value, ci95}}}}
     """
     import tensorflow_model_analysis as tfma  # heavy; only when there is an evaluation
 
@@ -106,24 +106,48 @@ def evaluation_metrics(evaluation_uri: str) -> Dict[str, Any]:
                 "linear_baseline" if key.model_name == "linear_baseline" else "candidate")
             if item.value.WhichOneof("type") != "double_value":
                 continue
-            value, bounds = _finite(item.value.double_value.value), None
-            if item.HasField("confidence_interval"):  # TFMA's jackknife, 95%
-                interval = item.confidence_interval
-                bounds = [_finite(interval.lower_bound.double_value.value),
-                          _finite(interval.upper_bound.double_value.value)]
+            value = _finite(item.value.double_value.value)
             if role != "difference":
                 target = baseline if role == "linear_baseline" else metrics
                 target.setdefault(split, {}).setdefault(slice_name, {})[key.name] = value
-            if slice_name == "overall" and (bounds or role == "difference"):
-                intervals.setdefault(split, {}).setdefault(role, {})[key.name] = {
-                    "value": value, "ci95": bounds}
+            if slice_name == "overall" and key.name in ("binary_accuracy", "example_count"):
+                intervals.setdefault(split, {}).setdefault(role, {})[key.name] = value
 
     def ordered(by_split):
         return {split: dict(sorted(slices.items(), key=lambda kv: (kv[0] != "overall", kv[0])))
                 for split, slices in sorted(by_split.items())}
 
     return {"metrics": ordered(metrics), "baseline_metrics": ordered(baseline),
-            "intervals": intervals}
+            "accuracy": {split: accuracy_comparison(by_role) for split, by_role in intervals.items()}}
+
+
+def wilson_interval(accuracy: float, count: float, z: float = 1.96) -> List[float]:
+    """95% Wilson score interval of a proportion measured on `count` examples."""
+    if not count:
+        return [0.0, 1.0]
+    centre = (accuracy + z * z / (2 * count)) / (1 + z * z / count)
+    half = z * math.sqrt(accuracy * (1 - accuracy) / count + z * z / (4 * count * count)) / (
+        1 + z * z / count)
+    return [round(centre - half, 4), round(centre + half, 4)]
+
+
+def accuracy_comparison(by_role: Dict[str, Dict[str, float]]) -> Dict[str, Any]:
+    """Both models' accuracy on one split, each with its 95% interval, and their difference.
+
+    The difference has no interval here: a paired one needs both models'
+    verdicts review by review (`benchmarks/report_split.py` computes it).
+    """
+    result: Dict[str, Any] = {}
+    for role in ("candidate", "linear_baseline"):
+        values = by_role.get(role, {})
+        if values.get("binary_accuracy") is not None:
+            result[role] = {"value": values["binary_accuracy"], "ci95": wilson_interval(
+                values["binary_accuracy"], values.get("example_count") or 0)}
+    difference = by_role.get("difference", {}).get("binary_accuracy")
+    if difference is not None:
+        result["difference"] = {"value": difference, "ci95": None}
+    result["reviews"] = by_role.get("candidate", {}).get("example_count")
+    return result
 
 
 def blessing_reason(evaluation_uri: str) -> str:
@@ -155,7 +179,7 @@ def blessing_reason(evaluation_uri: str) -> str:
 
 def model_summary(reader: MetadataReader, since_ms: int) -> Dict[str, Any]:
     """Evaluation, blessing and push facts of the latest run."""
-    summary: Dict[str, Any] = {"metrics": {}, "baseline_metrics": {}, "intervals": {},
+    summary: Dict[str, Any] = {"metrics": {}, "baseline_metrics": {}, "accuracy": {},
                                "blessed": None, "blessing_reason": None,
                                "pushed_model": None, "training": None, "ingestion": None,
                                "data_checks": None}

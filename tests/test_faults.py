@@ -135,7 +135,7 @@ def test_reference_profile_shipped_with_the_schema_matches_the_imdb_train_split(
     from imdb_sentiment.pipeline.config import ValidationConfig
 
     shipped = text_profile.TextProfile.from_json(Path(ValidationConfig().reference_profile).read_text())
-    assert shipped.reviews > 20000 and shipped.median_words > 100
+    assert shipped.reviews > 19000 and shipped.median_words > 100
     rebuilt = tmp_path / "profile.json"
     assert text_profile.main(["--data", str(real_data_path()), "--out", str(rebuilt)]) == 0
     assert text_profile.TextProfile.from_json(rebuilt.read_text()) == shipped

@@ -46,7 +46,7 @@ def test_every_component_completed_and_the_summary_says_so(first_run):
     home, result, record = first_run
     statuses = {c["component"]: c["status"] for c in record["components"]}
     assert set(statuses.values()) == {"complete"}, statuses
-    assert len(statuses) == 10
+    assert len(statuses) == 11
     assert all(c["seconds"] is not None for c in record["components"])
     for component in statuses:  # live progress named every component
         assert f"] {component} ..." in result.stdout
@@ -54,11 +54,25 @@ def test_every_component_completed_and_the_summary_says_so(first_run):
     assert Path(record["log_file"]).exists() and "Component Trainer is finished" in Path(
         record["log_file"]).read_text()
     assert record["blessed"] is True and "passed" in record["blessing_reason"]
-    overall = record["metrics"]["eval"]["overall"]
-    assert overall["example_count"] > 100
-    for metric in ("binary_accuracy", "auc", "precision", "recall"):
-        assert 0.0 <= overall[metric] <= 1.0
-    assert any(name.startswith("rating=") for name in record["metrics"]["eval"])
+    assert "no served model" in record["blessing_reason"]  # first run: nothing served yet
+    for split in ("eval", "report"):  # both models, each split on its own
+        for metrics in (record["metrics"], record["baseline_metrics"]):
+            overall = metrics[split]["overall"]
+            assert overall["example_count"] > 50
+            for metric in ("binary_accuracy", "auc", "precision", "recall"):
+                assert 0.0 <= overall[metric] <= 1.0
+            assert any(name.startswith("rating=") for name in metrics[split])
+        accuracy = record["accuracy"][split]
+        assert accuracy["reviews"] == record["ingestion"]["splits"][split]["reviews"]
+        assert accuracy["difference"]["value"] == pytest.approx(
+            accuracy["candidate"]["value"] - accuracy["linear_baseline"]["value"], abs=2e-4)
+        low, high = accuracy["candidate"]["ci95"]
+        assert low <= accuracy["candidate"]["value"] <= high
+    assert record["metrics"]["eval"]["overall"]["example_count"] != record["metrics"]["report"][
+        "overall"]["example_count"]  # not one mixed evaluation
+    assert "report (decides nothing)" in result.stdout  # the summary table names each split's role
+    assert record["baseline_training"]["best_epoch"]["val_accuracy"] > 0.6  # n-grams learn fast
+    assert record["ingestion"]["grouped_by"] == "movie"
     assert record["ingestion"]["splits"]["train"]["reviews"] > 500
     checks = record["data_checks"]  # DataGate's text profile comparisons
     assert checks["train"]["drift_from_reference"]["vocabulary_jsd"] < 0.1
@@ -161,9 +175,12 @@ def test_second_run_reuses_the_cache_and_pushes_a_newer_version(first_run):
     assert result.returncode == 0, result.stdout + result.stderr
     record = json.loads((home / "last_run.json").read_text())
     statuses = {c["component"]: c["status"] for c in record["components"]}
-    for component in ("ImdbExampleGen", "StatisticsGen", "DataGate", "Transform", "Trainer"):
+    for component in ("ImdbExampleGen", "StatisticsGen", "DataGate", "Transform", "Trainer",
+                      "BaselineTrainer"):
         assert statuses[component] == "cached", statuses
     assert int(Path(record["pushed_model"]).name) > int(Path(first["pushed_model"]).name)
+    # The served model is the one the first run pushed: the same model, so no regression.
+    assert "against the served model's" in record["blessing_reason"]
 
 
 def test_model_below_the_accuracy_floor_is_not_pushed(first_run):
@@ -173,6 +190,7 @@ def test_model_below_the_accuracy_floor_is_not_pushed(first_run):
     result = run_cli(home, "--set", "evaluation.accuracy_lower_bound=0.999")
     assert result.returncode == 3, result.stdout + result.stderr
     assert "not blessed" in result.stderr and "binary_accuracy" in result.stderr
+    assert "eval split" in result.stderr  # the gate reads eval, never report
     record = json.loads((home / "last_run.json").read_text())
     assert record["blessed"] is False and record["pushed_model"] is None
     assert sorted(p.name for p in serving.iterdir()) == before  # previous model untouched

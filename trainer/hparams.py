@@ -48,14 +48,15 @@ class TrainerConfig:
     train_embeddings: bool = True
     # --- Optimisation ---
     batch_size: int = 64
-    epochs: int = 5
+    #: A full cosine schedule over 3 epochs fits the 15-minute budget of a
+    #: full run on 2 cores (docs/benchmarks.md).
+    epochs: int = 3
     learning_rate: float = 2e-3
     weight_decay: float = 0.05
     warmup_fraction: float = 0.1
     clipnorm: float = 1.0
     #: Epochs without a better eval accuracy before stopping (best weights are
-    #: restored either way). 3 lets a 5-epoch cosine schedule reach its
-    #: low-learning-rate tail after a dip at epochs 3-4 instead of stopping.
+    #: restored either way), so the schedule reaches its low-learning-rate tail.
     early_stopping_patience: int = 3
     #: Evaluate and export an exponential moving average of the weights with
     #: this momentum (0 turns averaging off). The average is what validation

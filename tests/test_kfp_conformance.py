@@ -1,0 +1,202 @@
+"""The compiled spec and the entrypoint against open-source Kubeflow Pipelines' own rules.
+
+The rules and the driver/launcher behaviour are encoded in `kfp_backend.py`
+from kubeflow/pipelines' backend source at release 2.17.0 (each function cites
+its file). What is proven here: the API server would accept the upload, the
+Argo compiler would compile it, the driver could resolve every input, and
+every step of the pipeline runs through `kubeflow/entrypoint.py` on the
+executor input the driver builds, with the launcher's download and upload
+simulated file by file over a local bucket. What is not: a real cluster,
+Argo, ML Metadata, object-store credentials and TF Serving.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import kfp_backend
+from conftest import REPO_ROOT, make_members, write_archive
+
+sys.path.insert(0, str(REPO_ROOT / "kubeflow"))
+import entrypoint  # noqa: E402
+import runner  # noqa: E402
+
+ROOT = "gs://bucket/tfx"
+TARGET = ["--image", "registry.example.com/imdb-sentiment:1.0", "--pipeline-root", ROOT,
+          "--data", "gs://bucket/aclImdb_v1.tar.gz", "--serving-dir", "gs://bucket/serving"]
+
+
+def compile_spec(tmp_path: Path, profile: str = "full", suffix: str = ".yaml", **config) -> dict:
+    path = tmp_path / f"pipeline-{profile}{suffix}"
+    assert runner.main(["compile", "--profile", profile, "--output", str(path), *TARGET]) == 0
+    if suffix == ".json":
+        return json.loads(path.read_text())
+    return list(yaml.safe_load_all(path.read_text()))[0]
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory):
+    return compile_spec(tmp_path_factory.mktemp("kfp"))
+
+
+def test_the_api_server_accepts_the_upload(spec):
+    assert kfp_backend.upload_violations(spec) == []
+    assert spec["schemaVersion"] == "2.1.0"
+
+
+def test_the_argo_compiler_compiles_it(spec):
+    assert kfp_backend.compiler_violations(spec) == []
+
+
+def test_the_driver_resolves_every_parameter_and_parameters_are_typed(spec):
+    assert kfp_backend.driver_violations(spec) == []
+    for component in spec["components"].values():
+        for definition in (component.get("inputDefinitions", {}).get("parameters") or {}).values():
+            assert definition.get("parameterType"), component
+
+
+def test_the_pipeline_root_travels_with_the_spec(spec):
+    assert spec["defaultPipelineRoot"] == ROOT
+
+
+def test_the_rules_refuse_what_the_backend_refuses(tmp_path, monkeypatch):
+    """The checks fail on the spec main compiled before this change: schema
+    2.0.0 with `constantValue` parameters, and a resolver task."""
+    from tfx import v1 as tfx
+
+    original = tfx.orchestration.experimental.KubeflowV2DagRunnerConfig
+
+    def schema_2_0(**kwargs):
+        return original(**{**kwargs, "use_pipeline_spec_2_1": False})
+
+    monkeypatch.setattr(tfx.orchestration.experimental, "KubeflowV2DagRunnerConfig", schema_2_0)
+    old = compile_spec(tmp_path)
+    assert any("schema version 2.1.0" in p for p in kfp_backend.upload_violations(old))
+    assert any("without `constant`" in p for p in kfp_backend.driver_violations(old))
+    with_resolver = json.loads(json.dumps(old))
+    with_resolver["deploymentSpec"]["executors"]["Trainer_executor"] = {
+        "resolver": {"outputArtifactQueries": {}}}
+    assert kfp_backend.compiler_violations(with_resolver) == [
+        "Trainer: resolver executors not implemented"]
+
+
+def test_open_source_steps_use_the_launcher_local_paths_and_vertex_steps_do_not(spec, tmp_path):
+    for executor in spec["deploymentSpec"]["executors"].values():
+        args = executor["container"]["args"]
+        assert args[0] == entrypoint.LOCAL_PATHS_FLAG
+        assert args.count("--json_serialized_inputs_spec_args") == 1  # TFX passes it once
+    vertex = compile_spec(tmp_path, suffix=".json")["pipelineSpec"]
+    for executor in vertex["deploymentSpec"]["executors"].values():
+        assert entrypoint.LOCAL_PATHS_FLAG not in executor["container"]["args"]
+
+
+def test_accelerators_are_named_per_backend(spec, tmp_path):
+    resources = spec["deploymentSpec"]["executors"]["Trainer_executor"]["container"]["resources"]
+    assert resources["accelerator"] == {"type": "nvidia.com/gpu", "count": "1"}
+    vertex = compile_spec(tmp_path, suffix=".json")["pipelineSpec"]
+    accelerator = vertex["deploymentSpec"]["executors"]["Trainer_executor"]["container"][
+        "resources"]["accelerator"]
+    assert accelerator["type"] == "NVIDIA_TESLA_T4" and accelerator["type"] in runner.VERTEX_ACCELERATORS
+    bad = tmp_path / "bad.json"
+    assert runner.main(["compile", "--output", str(bad), *TARGET, "--vertex-accelerator",
+                        "nvidia.com/gpu"]) == 2
+    assert not bad.exists()
+
+
+# --------------------------------------------------------------------------
+# Every step, as the driver and launcher would run it.
+# --------------------------------------------------------------------------
+def _topological(tasks: dict) -> list:
+    done, order = set(), []
+    while len(order) < len(tasks):
+        for name, task in sorted(tasks.items()):
+            if name not in done and set(task.get("dependentTasks", [])) <= done:
+                done.add(name)
+                order.append(name)
+    return order
+
+
+def _set_constant(spec: dict, task: str, parameter: str, value) -> None:
+    spec["root"]["dag"]["tasks"][task]["inputs"]["parameters"][parameter]["runtimeValue"][
+        "constant"] = value
+
+
+@pytest.mark.slow
+def test_every_step_runs_through_the_entrypoint_on_what_the_driver_sends(tmp_path, monkeypatch):
+    """The smoke profile, step by step: each in a fresh 'pod' whose /gcs is a
+    local directory, inputs downloaded from and outputs uploaded to a local
+    bucket file by file, as launcher_v2.go does."""
+    spec = compile_spec(tmp_path, profile="smoke")
+    archive = write_archive(tmp_path / "aclImdb.tar.gz", make_members(count=60, reviews_per_movie=1))
+    serving = tmp_path / "serving"
+    # Locations outside the pipeline root are read by TensorFlow itself on a
+    # cluster (gs://); here local directories stand in for them.
+    _set_constant(spec, "ImdbExampleGen", "data", str(archive))
+    _set_constant(spec, "ImdbExampleGen", "sample_percent", 100)  # the fixture is small already
+    _set_constant(spec, "SchemaGen", "schema_file", str(REPO_ROOT / "pipeline" / "schema" /
+                                                         "schema.pbtxt"))
+    _set_constant(spec, "ServedModelGate", "serving_dir", str(serving / "imdb_sentiment"))
+    # Six fixture sentences are no IMDB text: the text checks would (rightly) stop the run.
+    _set_constant(spec, "DataGate", "reference_profile", "")
+    _set_constant(spec, "DataGate", "limits", json.dumps(
+        {"max_empty_fraction": 1.0, "max_length_drift": 1.0, "max_vocabulary_drift": 1.0}))
+    destination = json.loads(spec["root"]["dag"]["tasks"]["Pusher"]["inputs"]["parameters"][
+        "push_destination"]["runtimeValue"]["constant"])
+    destination["filesystem"]["base_directory"] = str(serving / "imdb_sentiment")
+    _set_constant(spec, "Pusher", "push_destination", json.dumps(destination))
+
+    bucket = kfp_backend.Bucket(tmp_path / "bucket")
+    pod = tmp_path / "pod"
+    monkeypatch.setenv(entrypoint.LOCAL_ROOT_ENV, str(pod))
+    published: dict = {}
+    order = _topological(spec["root"]["dag"]["tasks"])
+    assert order[0] == "ImdbExampleGen" and order[-1] == "Pusher" and len(order) == 11
+    for task in order:
+        kfp_backend.run_step(spec, task, ROOT, bucket, pod, published, entrypoint.main)
+
+    # ML Metadata keeps remote URIs, never the pod's local paths.
+    for outputs in published.values():
+        for artifact in outputs.values():
+            assert artifact["reported_uri"] in (None, artifact["uri"]), artifact
+    # No zero-byte "directory" objects: the next step's download never breaks.
+    assert not [k for k in bucket.keys("") if k.endswith("/")]
+    model_files = bucket.keys(kfp_backend.blob_key(published["Trainer"]["model"]["uri"]))
+    assert any(k.endswith("Format-Serving/saved_model.pb") for k in model_files)
+    assert published["Evaluator"]["blessing"]["metadata"].get("blessed") == 1
+    assert published["ServedModelGate"]["blessing"]["metadata"].get("blessed") == 1
+    versions = [p for p in (serving / "imdb_sentiment").iterdir() if p.name.isdigit()]
+    assert len(versions) == 1 and (versions[0] / "saved_model.pb").exists()
+    assert published["Pusher"]["pushed_model"]["metadata"].get("pushed") == 1
+
+
+def test_a_zero_byte_directory_marker_breaks_the_launcher_download(tmp_path):
+    """Why the entrypoint never lets TensorFlow write to the object store:
+    its GCS file system leaves `dir/` markers, and DownloadBlob makes them files."""
+    bucket = kfp_backend.Bucket(tmp_path / "bucket")
+    bucket.put("tfx/Trainer/1/model/Format-Serving/", b"")
+    bucket.put("tfx/Trainer/1/model/Format-Serving/saved_model.pb", b"graph")
+    with pytest.raises(NotADirectoryError):
+        kfp_backend.download(bucket, tmp_path / "pod" / "model", "tfx/Trainer/1/model")
+    clean = kfp_backend.Bucket(tmp_path / "clean")
+    clean.put("tfx/Trainer/1/model/Format-Serving/saved_model.pb", b"graph")
+    kfp_backend.download(clean, tmp_path / "pod2" / "model", "tfx/Trainer/1/model")
+    assert (tmp_path / "pod2" / "model" / "Format-Serving" / "saved_model.pb").read_bytes() == b"graph"
+
+
+def test_entrypoint_refuses_an_untyped_input_it_cannot_type():
+    request = {"inputs": {"artifacts": {"mystery": {"artifacts": [
+        {"uri": "gs://b/x", "type": {"instanceSchema": ""}}]}}}, "outputs": {"artifacts": {}}}
+    with pytest.raises(ValueError, match="input mystery: .* not a TFX type"):
+        entrypoint.repair_executor_input(request, {"artifacts": {}}, local_paths=True)
+
+
+def test_local_paths_follow_the_launcher():
+    assert entrypoint.local_path("gs://b/tfx/x", "/") == "/gcs/b/tfx/x"
+    assert entrypoint.local_path("minio://mlpipeline/v2/x", "/") == "/minio/mlpipeline/v2/x"
+    assert entrypoint.local_path("s3://b/x", "/r") == "/r/s3/b/x"
+    assert entrypoint.local_path("/already/local", "/") == "/already/local"
