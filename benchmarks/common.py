@@ -99,12 +99,17 @@ def build_vocabulary(token_lists: Sequence[Sequence[str]], size: int, min_freque
 
 
 def encode(token_lists: Sequence[Sequence[str]], vocabulary: Dict[str, int], max_length: int,
-           padding: str = "post") -> np.ndarray:
-    """Ids of the last `max_length` tokens; 0-padded on the `padding` side."""
+           padding: str = "post", head: int = 0) -> np.ndarray:
+    """Ids of the tokens the model sees (the last `max_length`, or the first
+    `head` and the rest from the end, as `preprocessing.truncate`), 0-padded
+    on the `padding` side."""
     oov = features.oov_id(len(vocabulary))
     out = np.zeros((len(token_lists), max_length), np.int64)
     for row, tokens in enumerate(token_lists):
-        ids = [vocabulary.get(t, oov) for t in tokens[-max_length:]]
+        kept = tokens if len(tokens) <= max_length else (
+            list(tokens[:head]) + list(tokens[len(tokens) - (max_length - head):]) if head
+            else tokens[-max_length:])
+        ids = [vocabulary.get(t, oov) for t in kept]
         if padding == "post":
             out[row, :len(ids)] = ids
         else:

@@ -124,8 +124,10 @@ def run_variant(name: str, overrides: Dict[str, Any], train_split, eval_split, a
     else:
         hparams = dataclasses.replace(profile_config("full").trainer, **overrides)
         vocabulary = common.build_vocabulary(train_tokens, hparams.vocab_size, hparams.min_frequency)
-        x_train = common.encode(train_tokens, vocabulary, hparams.max_sequence_length)
-        x_eval = common.encode(eval_tokens, vocabulary, hparams.max_sequence_length)
+        x_train = common.encode(train_tokens, vocabulary, hparams.max_sequence_length,
+                                head=hparams.head_tokens)
+        x_eval = common.encode(eval_tokens, vocabulary, hparams.max_sequence_length,
+                               head=hparams.head_tokens)
         train_data = train.batch_by_length(tf.data.Dataset.from_tensor_slices(
             (x_train, train_labels)).cache(), len(x_train), hparams, training=True)
         eval_data = train.batch_by_length(tf.data.Dataset.from_tensor_slices(

@@ -479,6 +479,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    try:
+        return _talk_to_cluster(args, package, cron, pipeline_root)
+    except Exception as error:  # noqa: BLE001 - one line, not a client traceback
+        from kfp_server_api.exceptions import ApiException
+
+        if not isinstance(error, ApiException):
+            raise
+        print(f"error: the KFP API server refused the request ({error.status}): "
+              f"{_server_message(error)}", file=sys.stderr)
+        return 1
+
+
+def _server_message(error) -> str:
+    try:
+        body = json.loads(error.body)
+        return body.get("error_message") or body.get("message") or str(body)
+    except (TypeError, ValueError):
+        return str(error.reason)
+
+
+def _talk_to_cluster(args: argparse.Namespace, package: Path, cron: Optional[str],
+                     pipeline_root: str) -> int:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     client = kfp_client(args.host, args.token, args.namespace)
     if args.command == "submit":

@@ -28,7 +28,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, make_members, write_archive
+import kfp_backend
+from conftest import REPO_ROOT
 
 KUBEFLOW_DIR = REPO_ROOT / "kubeflow"
 TARGET_ARGS = ["--image", "registry.example.com/imdb-sentiment:1.0",
@@ -199,12 +200,37 @@ class FakeKfp(BaseHTTPRequestHandler):
             found = [e for e in self.state["experiments"] if e["display_name"] == name]
             return self._reply({"experiments": found, "total_size": len(found)})
         if url.path == "/apis/v2beta1/recurringruns":
-            return self._reply({"recurringRuns": list(self.state["recurring"].values())})
+            # Pages of at most two, whatever page_size asks: a client must follow tokens.
+            runs = list(self.state["recurring"].values())
+            start = int((query.get("page_token") or ["0"])[0] or 0)
+            page = {"recurringRuns": runs[start:start + 2]}
+            if start + 2 < len(runs):
+                page["next_page_token"] = str(start + 2)  # as kfp_server_api maps it
+            return self._reply(page)
         return self._reply({"error": f"unexpected GET {url.path}"}, 404)
+
+    def _refuse_spec(self, spec) -> bool:
+        """The API server's upload rules (kfp_backend.upload_violations, v2_template.go)."""
+        problems = kfp_backend.upload_violations(spec)
+        if problems:
+            self._reply({"error_message": problems[0], "code": 3}, 400)
+        return bool(problems)
 
     def do_POST(self):
         url, body = self._record()
         query = parse_qs(url.query)
+        if url.path.startswith("/apis/v2beta1/pipelines/upload"):
+            uploaded = body.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n--", 1)[0]
+            if self._refuse_spec(list(yaml.safe_load_all(uploaded))[0]):
+                return None
+        if url.path == "/apis/v2beta1/runs":
+            run = json.loads(body)
+            # The SDK sends {pipeline_spec, platform_spec} when there is a platform spec.
+            run["pipeline_spec"] = run["pipeline_spec"].get("pipeline_spec", run["pipeline_spec"])
+            if self._refuse_spec(run["pipeline_spec"]):
+                return None
+            self.state["runs"].append(run)
+            return self._reply({**run, "run_id": f"run{len(self.state['runs'])}"})
         if url.path == "/apis/v2beta1/pipelines/upload":
             pipeline = {"pipeline_id": f"p{len(self.state['pipelines']) + 1}",
                         "display_name": query["name"][0]}
@@ -234,7 +260,7 @@ class FakeKfp(BaseHTTPRequestHandler):
 @pytest.fixture
 def fake_kfp():
     FakeKfp.state = {"requests": [], "pipelines": [], "experiments": [], "recurring": {},
-                     "versions": 0}
+                     "versions": 0, "runs": []}
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeKfp)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -269,6 +295,44 @@ def test_schedule_sends_the_converted_cron_and_pinned_version_then_updates_by_na
     assert len(state["pipelines"]) == 1  # second upload is a new version of the same pipeline
 
 
+def test_schedule_replaces_a_same_named_schedule_on_a_later_page(fake_kfp, compiled):
+    host, state = fake_kfp
+    yaml_path, _ = compiled
+    for index in range(5):  # three pages; the same-named schedule is on the last
+        name = "nightly" if index == 4 else f"other-{index}"
+        state["recurring"][f"old{index}"] = {"recurring_run_id": f"old{index}", "display_name": name}
+    assert runner.main(["schedule", "--host", host, "--package", str(yaml_path), "--cron", "@daily",
+                        "--name", "nightly"]) == 0
+    names = sorted(r["display_name"] for r in state["recurring"].values())
+    assert names == ["nightly", "other-0", "other-1", "other-2", "other-3"]
+    assert "old4" not in state["recurring"]
+    (created,) = [r for r in state["recurring"].values() if r["display_name"] == "nightly"]
+    assert created["trigger"]["cron_schedule"]["cron"] == "0 0 0 * * *"
+    assert created["runtime_config"]["pipeline_root"] == "gs://bucket/tfx"
+
+
+def test_submit_sends_the_pipeline_root_with_the_run(fake_kfp, compiled, capsys):
+    host, state = fake_kfp
+    yaml_path, _ = compiled
+    assert runner.main(["submit", "--host", host, "--package", str(yaml_path)]) == 0
+    (run,) = state["runs"]
+    assert run["runtime_config"]["pipeline_root"] == "gs://bucket/tfx"  # from defaultPipelineRoot
+    assert run["pipeline_spec"]["schemaVersion"] == "2.1.0"
+    assert "started run run1" in capsys.readouterr().out
+
+
+def test_the_fake_server_refuses_a_2_0_0_spec_as_the_real_one_does(fake_kfp, compiled, tmp_path,
+                                                                   capsys):
+    host, state = fake_kfp
+    yaml_path, _ = compiled
+    old = tmp_path / "old.yaml"
+    old.write_text(yaml_path.read_text().replace("schemaVersion: 2.1.0", "schemaVersion: 2.0.0"))
+    assert runner.main(["submit", "--host", host, "--package", str(old)]) == 1
+    error = capsys.readouterr().err
+    assert "KFP only supports schema version 2.1.0" in error and "Traceback" not in error
+    assert state["runs"] == []
+
+
 def test_malformed_cron_never_contacts_the_server(fake_kfp, compiled):
     host, state = fake_kfp
     yaml_path, _ = compiled
@@ -278,72 +342,45 @@ def test_malformed_cron_never_contacts_the_server(fake_kfp, compiled):
 
 
 # --------------------------------------------------------------------------
-# Entrypoint: a real TFX executor behind an open-source-KFP-shaped input.
+# Entrypoint repairs (the whole pipeline through it: test_kfp_conformance.py).
 # --------------------------------------------------------------------------
-def _examples_artifact(tmp_path: Path) -> Path:
-    from imdb_sentiment.components.imdb_example_gen import write_splits
-
-    archive = write_archive(tmp_path / "a.tar.gz", make_members(count=30))
-    uri = tmp_path / "examples"
-    write_splits(str(uri), str(archive), str(tmp_path / "cache"), 20, 100, "imdb-v1", 0.01)
-    return uri
-
-
-def test_entrypoint_repairs_open_source_kfp_input_and_runs_statistics_gen(compiled, tmp_path):
-    yaml_path, _ = compiled
-    spec = list(yaml.safe_load_all(yaml_path.read_text()))[0]
-    statistics_args = spec["deploymentSpec"]["executors"]["StatisticsGen_executor"]["container"]["args"]
-    inputs_spec = statistics_args[statistics_args.index("--json_serialized_inputs_spec_args") + 1]
-    statistics_type = spec["components"]["StatisticsGen"]["outputDefinitions"]["artifacts"][
-        "statistics"]["artifactType"]
-    examples_uri = _examples_artifact(tmp_path)
-    output_file = tmp_path / "task" / "executor_output.json"
-    # What the open-source driver/launcher sends: a system title and no instance schema.
-    executor_input = {
-        "inputs": {
-            "artifacts": {"examples": {"artifacts": [{
-                "name": "minio-artifact-1", "uri": str(examples_uri),
-                "type": {"schemaTitle": "system.Artifact"},
-                "metadata": {"split_names": '["eval", "train"]', "span": 0.0, "version": 0.0}}]}},
-            "parameterValues": {"exclude_splits": "[]"},
-        },
-        "outputs": {
-            "artifacts": {"statistics": {"artifacts": [{
-                "name": "minio-artifact-2", "uri": str(tmp_path / "statistics"),
-                "type": statistics_type}]}},  # outputs arrive typed from outputDefinitions
-            "outputFile": str(output_file),
-        },
-    }
-    argv = ["--executor_class_path", statistics_args[1],
-            "--json_serialized_invocation_args", json.dumps(executor_input),
-            "--json_serialized_inputs_spec_args", inputs_spec]
-    with pytest.raises(Exception):  # TFX's own entrypoint cannot parse it
-        from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as tfx_entry
-        tfx_entry.main(tfx_entry._parse_flags(argv))
-    repaired, _, fixes = entrypoint.repair_argv(argv)
-    assert any("system.Artifact -> tfx.Examples (declared)" in f for f in fixes)
-    assert entrypoint.main(argv) == 0
-    stats = list((tmp_path / "statistics").rglob("FeatureStats.pb"))
-    assert {p.parent.name for p in stats} == {"Split-train", "Split-eval"}
-    written = json.loads(output_file.read_text())
-    recorded = written["artifacts"]["statistics"]["artifacts"][0]["metadata"]
-    assert recorded["tfx_artifact_type"] == "tfx.ExampleStatistics"
-
-
-def test_entrypoint_infers_a_class_from_recorded_metadata_or_fails_clearly():
-    artifact = {"uri": "gs://b/x", "type": {"schemaTitle": "system.Artifact"},
-                "metadata": {"tfx_artifact_type": "tfx.Model"}}
-    assert "tfx.Model (artifact metadata)" in entrypoint.repair_artifact_type(artifact, None)
-    assert artifact["type"] == {"schemaTitle": "tfx.Model"}
-    unknown = {"uri": "gs://b/y", "type": {"schemaTitle": "system.Artifact"}}
-    with pytest.raises(ValueError, match="cannot tell the TFX class"):
-        entrypoint.repair_artifact_type(unknown, None)
+def test_entrypoint_drops_executor_logs_types_empty_inputs_and_maps_local_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv(entrypoint.LOCAL_ROOT_ENV, str(tmp_path))
+    declared = {"instanceSchema": "title: tfx.Examples\ntype: object\n"}
+    request = {
+        "inputs": {"artifacts": {"examples": {"artifacts": [
+            {"uri": "gs://b/tfx/ImdbExampleGen/1/examples", "type": {"instanceSchema": ""}}]}}},
+        "outputs": {"artifacts": {
+            "statistics": {"artifacts": [{"uri": "minio://mlpipeline/v2/s/statistics",
+                                          "type": {"instanceSchema": "title: tfx.ExampleStatistics"}}]},
+            "executor-logs": {"artifacts": [{"uri": "gs://b/logs",
+                                             "type": {"schemaTitle": "system.Artifact"}}]}},
+            "outputFile": str(tmp_path / "out.json")}}
+    fixes, remote_of = entrypoint.repair_executor_input(
+        request, {"artifacts": {"examples": {"artifactType": declared}}}, local_paths=True)
+    assert "executor-logs" not in request["outputs"]["artifacts"]
+    examples = request["inputs"]["artifacts"]["examples"]["artifacts"][0]
+    assert examples["type"] == declared
+    assert examples["uri"] == str(tmp_path / "gcs/b/tfx/ImdbExampleGen/1/examples")
+    statistics = request["outputs"]["artifacts"]["statistics"]["artifacts"][0]["uri"]
+    assert statistics == str(tmp_path / "minio/mlpipeline/v2/s/statistics")
+    assert Path(statistics).is_dir()  # outputs exist before TFX writes into them
+    assert remote_of[statistics] == "minio://mlpipeline/v2/s/statistics"
+    (tmp_path / "out.json").write_text(json.dumps({"artifacts": {"statistics": {"artifacts": [
+        {"uri": statistics, "metadata": {"span": 0}}]}}}))
+    assert entrypoint.restore_remote_uris(str(tmp_path / "out.json"), remote_of) == 1
+    written = json.loads((tmp_path / "out.json").read_text())
+    assert written["artifacts"]["statistics"]["artifacts"][0]["uri"] == (
+        "minio://mlpipeline/v2/s/statistics")
 
 
 def test_manifests_are_kubernetes_objects_of_the_expected_kinds():
     documents = list(yaml.safe_load_all((KUBEFLOW_DIR / "manifests" / "tf-serving.yaml").read_text()))
     kinds = {d["kind"]: d for d in documents}
-    assert set(kinds) == {"Deployment", "Service"}
+    assert set(kinds) == {"ServiceAccount", "Deployment", "Service"}
+    # The Deployment names a ServiceAccount the manifest defines.
+    assert kinds["Deployment"]["spec"]["template"]["spec"]["serviceAccountName"] == kinds[
+        "ServiceAccount"]["metadata"]["name"]
     deployment, service = kinds["Deployment"], kinds["Service"]
     assert deployment["apiVersion"] == "apps/v1" and service["apiVersion"] == "v1"
     container = deployment["spec"]["template"]["spec"]["containers"][0]
@@ -355,6 +392,11 @@ def test_manifests_are_kubernetes_objects_of_the_expected_kinds():
     assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
     # The measured serving thread setting, no more concurrent ops than CPUs.
     flags = dict(arg.lstrip("-").split("=", 1) for arg in container["args"])
+    # tensorflow/serving's entrypoint (tf_serving_entrypoint.sh) sets these from
+    # MODEL_NAME and MODEL_BASE_PATH; passing them again would duplicate them.
+    assert not {"model_name", "model_base_path", "port", "rest_api_port"} & set(flags)
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["MODEL_NAME"] == "imdb_sentiment" and env["MODEL_BASE_PATH"].startswith("gs://")
     assert flags["tensorflow_intra_op_parallelism"] == "1"
     assert int(flags["tensorflow_inter_op_parallelism"]) <= int(container["resources"]["limits"]["cpu"])
 
