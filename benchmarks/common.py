@@ -91,6 +91,18 @@ def load_splits(data: Path, sample_percent: int = 100) -> Tuple[Split, ...]:
                  for texts, labels in load_raw_splits(data, sample_percent))
 
 
+def load_unlabelled_texts(archive: Path) -> List[str]:
+    """The `train/unsup/` reviews of an archive (no label: never a labelled split)."""
+    import tarfile
+
+    texts = []
+    with tarfile.open(archive, "r|gz") as stream:
+        for member in stream:
+            if member.isfile() and "/train/unsup/" in member.name and member.name.endswith(".txt"):
+                texts.append(stream.extractfile(member).read().decode("utf-8", errors="replace"))
+    return texts
+
+
 def build_vocabulary(token_lists: Sequence[Sequence[str]], size: int, min_frequency: int) -> Dict[str, int]:
     """Token → id (1..V), most frequent first, as TF Transform's top-k."""
     counts = collections.Counter(t for tokens in token_lists for t in tokens)

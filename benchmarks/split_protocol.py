@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import Dict, List
@@ -26,19 +25,9 @@ from sklearn.linear_model import LogisticRegression
 
 from imdb_sentiment.components import imdb_data
 from imdb_sentiment.pipeline.config import IngestionConfig
+from imdb_sentiment.pipeline.run_summary import wilson_interval
 
-TFIDF = {"ngram_range": (1, 2), "min_df": 2, "sublinear_tf": True, "token_pattern": r"\S+"}
 C_GRID = (1.0, 4.0, 16.0)
-
-
-def wilson_interval(correct: int, total: int, z: float = 1.96) -> List[float]:
-    """95% interval of a proportion (Wilson score)."""
-    if total == 0:
-        return [math.nan, math.nan]
-    p = correct / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return [round(centre - half, 4), round(centre + half, 4)]
 
 
 def evaluate(reviews: List[imdb_data.Review], rule: imdb_data.SplitRule) -> Dict:
@@ -62,7 +51,7 @@ def evaluate(reviews: List[imdb_data.Review], rule: imdb_data.SplitRule) -> Dict
     for split in ("eval", "report"):
         right = by_c[chosen].predict(matrices[split]) == labels[split]
         result[split] = {"accuracy": round(float(right.mean()), 4),
-                         "interval95": wilson_interval(int(right.sum()), len(right)),
+                         "interval95": wilson_interval(float(right.mean()), len(right)),
                          "reviews_whose_movie_is_in_train": round(float(np.mean(
                              [r.movie_id in train_movies for r in parts[split]])), 3)}
     return result

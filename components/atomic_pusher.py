@@ -16,6 +16,7 @@ import os
 import time
 from typing import Any, Dict, List
 
+from tensorflow.python.framework import errors as tf_errors
 from tfx import types
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.io import fileio
@@ -39,20 +40,60 @@ def next_version(base_directory: str) -> int:
     return max(int(time.time()), versions[-1] + 1 if versions else 0)
 
 
-def publish_model(model_path: str, base_directory: str) -> str:
-    """Copies a SavedModel to `<base>/<new version>/` atomically; returns it."""
-    fileio.makedirs(base_directory)
-    for name in fileio.listdir(base_directory):  # leftovers of an interrupted push
-        if name.startswith(STAGING_PREFIX):
+def _staging_owner_alive(name: str) -> bool:
+    """Whether the process that made `.staging-<version>-<pid>` still runs (this machine)."""
+    pid = name.rsplit("-", 1)[-1]
+    if not pid.isdigit():
+        return False  # an older name without a pid: left by a finished process
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_abandoned_staging(base_directory: str) -> List[str]:
+    """Removes staging directories whose pushing process is gone; returns them."""
+    removed = []
+    for name in fileio.listdir(base_directory):
+        name = name.rstrip("/")
+        if name.startswith(STAGING_PREFIX) and not _staging_owner_alive(name):
             fileio.rmtree(os.path.join(base_directory, name))
-    version = next_version(base_directory)
-    staging = os.path.join(base_directory, f"{STAGING_PREFIX}{version}")
-    io_utils.copy_dir(model_path, staging, deny_regex_patterns=[r"saved_model\.pb"])
-    io_utils.copy_file(os.path.join(model_path, "saved_model.pb"),
-                       os.path.join(staging, "saved_model.pb"))
-    destination = os.path.join(base_directory, str(version))
-    fileio.rename(staging, destination)
-    return destination
+            removed.append(name)
+    return removed
+
+
+def publish_model(model_path: str, base_directory: str, attempts: int = 10) -> str:
+    """Copies a SavedModel to `<base>/<new version>/` atomically; returns it.
+
+    The copy is staged under a hidden name (TF Serving loads only all-digit
+    names) and renamed into place without overwriting: a concurrent pusher
+    that took the same version number makes the rename fail, and the next
+    number is tried. A failed copy removes its staging directory.
+    """
+    fileio.makedirs(base_directory)
+    remove_abandoned_staging(base_directory)
+    staging = os.path.join(base_directory, f"{STAGING_PREFIX}{int(time.time())}-{os.getpid()}")
+    try:
+        io_utils.copy_dir(model_path, staging, deny_regex_patterns=[r"saved_model\.pb"])
+        io_utils.copy_file(os.path.join(model_path, "saved_model.pb"),
+                           os.path.join(staging, "saved_model.pb"))
+        for _ in range(attempts):
+            destination = os.path.join(base_directory, str(next_version(base_directory)))
+            try:
+                fileio.rename(staging, destination, overwrite=False)
+                return destination
+            except (OSError, tf_errors.OpError):
+                if not fileio.exists(destination):
+                    raise  # not a collision
+        raise RuntimeError(f"could not find a free version number in {base_directory} "
+                           f"after {attempts} attempts")
+    except BaseException:
+        if fileio.exists(staging):
+            fileio.rmtree(staging)
+        raise
 
 
 class AtomicPusherExecutor(pusher_executor.Executor):

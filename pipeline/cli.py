@@ -27,6 +27,9 @@ from . import config as config_lib
 from .local_runner import CPU_THREAD_MODES
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_NOT_BLESSED, EXIT_LOCKED = 0, 1, 2, 3, 4
+#: A fault of the machine, not of the data or the code: a full disk, a read-only or
+#: unwritable home, a metadata store that cannot be opened.
+EXIT_ENVIRONMENT = 5
 #: Interrupted by Ctrl-C (SIGINT) or by SIGTERM: the shell's 128 + signal number.
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
@@ -157,8 +160,8 @@ def command_run(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from imdb_sentiment.components.imdb_data import DataError
 
-    from .local_runner import (HomeLayout, RunLockedError, configure_cpu_threads, home_lock,
-                               output_to_log, run_pipeline)
+    from .local_runner import (HomeLayout, RunLockedError, configure_cpu_threads,
+                               environment_problem, home_lock, output_to_log, run_pipeline)
 
     try:
         config = build_config(args)
@@ -167,6 +170,9 @@ def command_run(args: argparse.Namespace) -> int:
         _error(str(error))
         return EXIT_BAD_INPUT
     home = Path(args.home).expanduser().resolve()
+    if home.exists() and not home.is_dir():
+        _error(f"--home {home} is a file, not a directory")
+        return EXIT_BAD_INPUT
     layout = HomeLayout(home)
     log_path = layout.logs_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     if config.data and "://" not in config.data:
@@ -183,15 +189,23 @@ def command_run(args: argparse.Namespace) -> int:
                 try:
                     record = run_pipeline(config, home, terminal, log_path)
                 except BaseException as error:  # noqa: BLE001
-                    record = json.loads(layout.last_run.read_text()) if layout.last_run.exists() else None
-                    if record is not None:
-                        _print_summary(record, terminal)
+                    _print_failed_run(layout.last_run, log_path, terminal)
                     raise _Failed(error) from error
                 _print_summary(record, terminal)
     except RunLockedError as error:
         _error(str(error))
         return EXIT_LOCKED
+    except OSError as error:  # the home itself: read-only, full, not ours
+        problem = environment_problem(error, home)
+        if problem is None:
+            raise
+        _error(problem)
+        return EXIT_ENVIRONMENT
     except _Failed as failed:
+        problem = environment_problem(failed.error, home)
+        if problem is not None:
+            _error(f"{problem}\n  (traceback in {log_path})" if log_path.exists() else problem)
+            return EXIT_ENVIRONMENT
         error = _root_cause(failed.error, DataError)
         if isinstance(error, DataError):
             _error(f"bad input data: {error}")
@@ -207,6 +221,21 @@ def command_run(args: argparse.Namespace) -> int:
         _error(f"the model was not blessed, nothing was pushed: {record.get('blessing_reason')}")
         return EXIT_NOT_BLESSED
     return EXIT_OK
+
+
+def _print_failed_run(last_run: Path, log_path: Path, terminal) -> None:
+    """The summary of this run if it recorded itself; never the previous run's."""
+    try:
+        record = json.loads(last_run.read_text())
+    except (OSError, ValueError):
+        record = None
+    if record is not None and record.get("log_file") == str(log_path):
+        _print_summary(record, terminal)
+        return
+    terminal.write("\nRun FAILED before it could record itself"
+                   + (f"; {last_run} still holds the previous run (log: {record.get('log_file')})"
+                      if record else "") + "\n")
+    terminal.flush()
 
 
 class _Failed(Exception):

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import json
 import logging
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -67,6 +70,64 @@ def configure_cpu_threads(mode: str) -> Optional[Tuple[int, int]]:
 
 class RunLockedError(RuntimeError):
     """Another run holds the home directory."""
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Writes `path` whole or not at all: a temporary file in the same
+    directory, flushed to disk, then renamed over it. A failed write (a full
+    disk, say) leaves the previous file as it was."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
+
+
+_STORE_BROKEN = ("database disk image is malformed", "file is not a database",
+                 "file is encrypted or is not a database", "unable to open database")
+
+
+def environment_problem(error: BaseException, home: Path) -> Optional[str]:
+    """One line saying what is wrong with the machine and what to do, or None
+    when `error` is not a fault of the machine (disk, permissions, the store)."""
+    seen: Optional[BaseException] = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = Path(seen.filename).parent if seen.filename else home
+            return (f"no space left on the device of {where} ({_free_megabytes(home)} MB free "
+                    f"under {home}): free some space or pass --home on another disk; completed "
+                    "components stay cached")
+        if isinstance(seen, OSError) and seen.errno == errno.EROFS:
+            return (f"{seen.filename or home} is on a read-only file system: pass --home on a "
+                    "writable disk")
+        if isinstance(seen, OSError) and seen.errno in (errno.EACCES, errno.EPERM):
+            return (f"{seen.filename or home} cannot be written (permission denied): fix its "
+                    "permissions or pass another --home")
+        text = str(seen).lower()
+        broken = next((marker for marker in _STORE_BROKEN if marker in text), None)
+        if broken:
+            store = HomeLayout(home).metadata_path
+            return (f"the metadata store {store} cannot be opened ({broken}); "
+                    f"move it aside and run again: mv {store} {store}.broken (the cache is lost: "
+                    "every component reruns)")
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _free_megabytes(path: Path) -> int:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free // (1 << 20)
+    except OSError:
+        return -1
 
 
 @dataclasses.dataclass
@@ -275,7 +336,7 @@ def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
         logging.error("Could not summarise the run: %s", traceback.format_exc())
         record["summary_error"] = str(summary_error)
     record["config"] = json.loads(config.to_json())
-    layout.last_run.write_text(json.dumps(record, indent=2))
+    atomic_write_text(layout.last_run, json.dumps(record, indent=2))
     if error is not None:
         raise error
     return record

@@ -135,7 +135,7 @@ def accuracy_comparison(by_role: Dict[str, Dict[str, float]]) -> Dict[str, Any]:
     """Both models' accuracy on one split, each with its 95% interval, and their difference.
 
     The difference has no interval here: a paired one needs both models'
-    verdicts review by review (`benchmarks/report_split.py` computes it).
+    verdicts review by review (`benchmarks/model_comparison.py` computes it).
     """
     result: Dict[str, Any] = {}
     for role in ("candidate", "linear_baseline"):
