@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -43,8 +44,31 @@ def _raise_terminated(signum, frame) -> None:
 
 
 def _quiet_tensorflow(cpp_log_level: str = "2") -> None:
+    """Imports TensorFlow without its start-up noise on the terminal.
+
+    TensorFlow 2.16's import writes "Unable to register cuFFT/cuDNN/cuBLAS
+    factory" errors to fd 2 on every machine, GPU or not; a user's first
+    sight of the tool must be its own output. They are held back while
+    TensorFlow loads and shown only if the import itself fails.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", cpp_log_level)
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def first_line(error: BaseException, limit: int = 300) -> str:
@@ -257,7 +281,12 @@ def _root_cause(error: BaseException, wanted: type) -> BaseException:
 def _read_reviews(args: argparse.Namespace) -> List[str]:
     reviews = list(args.reviews)
     if not reviews or reviews == ["-"]:
-        reviews = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        raw = sys.stdin.buffer.read()
+        text = raw.decode("utf-8", errors="replace")
+        if "\ufffd" in text and b"\xef\xbf\xbd" not in raw:
+            _error("warning: stdin is not valid UTF-8; undecodable bytes were replaced "
+                   "(U+FFFD) and the reviews scored as they read")
+        reviews = [line for line in text.splitlines() if line.strip()]
     if not reviews:
         raise ValueError("no reviews given (pass them as arguments or one per line on stdin)")
     return reviews
@@ -275,6 +304,7 @@ def _reviews_and_model(args: argparse.Namespace):
 
 
 def command_predict(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
     from . import serving_client
 
     loaded = _reviews_and_model(args)
@@ -292,6 +322,7 @@ def command_predict(args: argparse.Namespace) -> int:
 
 
 def command_explain(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
     from . import explain as explain_lib
     from . import serving_client
 
