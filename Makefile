@@ -12,7 +12,7 @@ HOME_DIR ?= pipeline_home
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast venv image clean
+.PHONY: run test test-fast lint venv image clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+# ruff (pycodestyle + pyflakes) over every Python file; configured in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline components trainer kubeflow benchmarks tests
 
 # Everything but the tests that run a real pipeline (seconds, not minutes).
 test-fast: $(STAMP)

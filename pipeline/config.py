@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Tuple
 
 from imdb_sentiment.components.imdb_data import SplitRule
 from imdb_sentiment.trainer.hparams import BaselineConfig, TrainerConfig

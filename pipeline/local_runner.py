@@ -196,7 +196,8 @@ class ComponentProgress(logging.Handler):
                 self.started[node] = time.perf_counter()
                 self._say(f"[{len(self.started)}/{self.total}] {node} ...")
             else:
-                self.seconds[node] = round(time.perf_counter() - self.started.get(node, time.perf_counter()), 1)
+                started = self.started.get(node, time.perf_counter())
+                self.seconds[node] = round(time.perf_counter() - started, 1)
                 self.current = None
                 self._say(f"      {node} done in {self.seconds[node]:.1f}s")
             return

@@ -41,7 +41,8 @@ class MetadataReader:
                       if e.create_time_since_epoch >= since_ms]
         return max(executions, key=lambda e: e.id) if executions else None
 
-    def outputs(self, execution: metadata_store_pb2.Execution) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+    def outputs(self, execution: metadata_store_pb2.Execution,
+                ) -> Dict[str, List[metadata_store_pb2.Artifact]]:
         events = self.store.get_events_by_execution_ids([execution.id])
         by_key: Dict[str, List[int]] = {}
         for event in events:

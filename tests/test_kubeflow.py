@@ -18,7 +18,6 @@ import importlib.util
 import json
 import os
 import re
-import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -387,7 +386,8 @@ def test_manifests_are_kubernetes_objects_of_the_expected_kinds():
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"grpc": 8500, "http": 8501}
     assert container["readinessProbe"]["httpGet"]["path"] == "/v1/models/imdb_sentiment"
-    assert deployment["spec"]["selector"]["matchLabels"] == deployment["spec"]["template"]["metadata"]["labels"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"] == pod_labels
     assert service["spec"]["selector"] == deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
     # The measured serving thread setting, no more concurrent ops than CPUs.

@@ -9,7 +9,7 @@ import tf_keras as keras
 
 from imdb_sentiment.pipeline.config import profile_config
 from imdb_sentiment.trainer.hparams import TrainerConfig
-from imdb_sentiment.trainer import features, train
+from imdb_sentiment.trainer import train
 from imdb_sentiment.trainer.attention import BahdanauAttention
 from imdb_sentiment.trainer.model import (LSTM_LAYER, PERTURBATION_LAYER, AdversarialClassifier,
                                           TrimPadding, build_model, compile_model,

@@ -19,7 +19,7 @@ Choices (stated once, here):
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
