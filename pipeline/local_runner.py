@@ -15,6 +15,7 @@ import fcntl
 import json
 import logging
 import os
+import platform
 import re
 import shutil
 import sys
@@ -275,6 +276,20 @@ def output_to_log(log_path: Path) -> Iterator[TextIO]:
         terminal.flush()
 
 
+def machine_description() -> Dict[str, Any]:
+    """The CPU model, core count and visible GPUs: results depend on them."""
+    cpu = platform.processor() or "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    import tensorflow as tf
+
+    return {"cpu": cpu, "cores": os.cpu_count(),
+            "gpus": [gpu.name for gpu in tf.config.list_physical_devices("GPU")]}
+
+
 def sqlite_connection_config(path: Path):
     from tfx import v1 as tfx
 
@@ -337,6 +352,7 @@ def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
         logging.error("Could not summarise the run: %s", traceback.format_exc())
         record["summary_error"] = str(summary_error)
     record["config"] = json.loads(config.to_json())
+    record["machine"] = machine_description()
     atomic_write_text(layout.last_run, json.dumps(record, indent=2))
     if error is not None:
         raise error

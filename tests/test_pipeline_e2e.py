@@ -73,6 +73,7 @@ def test_every_component_completed_and_the_summary_says_so(first_run):
     assert "report (decides nothing)" in result.stdout  # the summary table names each split's role
     assert record["baseline_training"]["best_epoch"]["val_accuracy"] > 0.6  # n-grams learn fast
     assert record["ingestion"]["grouped_by"] == "movie"
+    assert record["machine"]["cores"] >= 1 and record["machine"]["cpu"]
     assert record["ingestion"]["splits"]["train"]["reviews"] > 500
     checks = record["data_checks"]  # DataGate's text profile comparisons
     assert checks["train"]["drift_from_reference"]["vocabulary_jsd"] < 0.1
