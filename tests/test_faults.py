@@ -149,7 +149,8 @@ def test_anomalous_data_stops_the_run_before_transform_with_exit_2(tmp_path):
         members[f"aclImdb/train/pos/{i}_8.txt"] = (b"" if i % 10 == 0 else text.encode())
     archive = write_archive(tmp_path / "anomalous.tar.gz", members)
     home = tmp_path / "home"
-    result = run_cli("run", "--profile", "smoke", "--data", str(archive), "--home", str(home))
+    result = run_cli("run", "--profile", "smoke", "--data", str(archive), "--home", str(home),
+                     "--set", "ingestion.sample_percent=100")  # every split needs a few reviews
     assert result.returncode == 2, result.stdout + result.stderr
     message = result.stderr
     assert "bad input data: data validation failed" in message and "Traceback" not in message
