@@ -184,7 +184,7 @@ def command_run(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from imdb_sentiment.components.imdb_data import DataError
 
-    from .local_runner import (HomeLayout, RunLockedError, configure_cpu_threads,
+    from .local_runner import (HomeLayout, RunLockedError, check_free_space, configure_cpu_threads,
                                environment_problem, home_lock, output_to_log, run_pipeline)
 
     try:
@@ -204,6 +204,7 @@ def command_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         with home_lock(home):
+            check_free_space(home, config)
             print(f"imdb-pipeline: profile {config.profile}, home {home}\n"
                   f"  data: {config.data or 'official download'}\n  log: {log_path}\n"
                   f"  TensorFlow threads: " + (f"intra-op {threads[0]}, inter-op {threads[1]}"

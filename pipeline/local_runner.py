@@ -90,6 +90,31 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+class NotEnoughSpace(OSError):
+    """The home's disk has less room than the run will need (checked up front)."""
+
+
+def estimated_space_mb(config: PipelineConfig) -> int:
+    """A generous estimate of what a run writes under its home, in MB: the
+    examples and their transformed copy, and the model three times (export,
+    evaluation copy, push), the folded export's two input tables included."""
+    trainer = config.trainer
+    reviews = 25_000 * config.ingestion.sample_percent / 100
+    data_mb = reviews * 12 / 1000  # ~12 KB a review across raw, transformed and n-gram records
+    table_floats = (trainer.vocab_size + 2) * (trainer.embedding_dim + 2 * 4 * trainer.lstm_units)
+    model_mb = table_floats * 4 / 1e6 + trainer.ngram_vocab_size * 4 / 1e6
+    return int(data_mb + 3 * model_mb) + 50
+
+
+def check_free_space(home: Path, config: PipelineConfig) -> None:
+    """Fails before any work when the home's disk cannot hold the run."""
+    needed, free = estimated_space_mb(config), _free_megabytes(home)
+    if 0 <= free < needed:
+        raise NotEnoughSpace(errno.ENOSPC, f"the run needs about {needed} MB under {home} and "
+                             f"{free} MB are free: free some space or pass --home on another "
+                             "disk", str(home))
+
+
 _STORE_BROKEN = ("database disk image is malformed", "file is not a database",
                  "file is encrypted or is not a database", "unable to open database")
 
@@ -99,6 +124,8 @@ def environment_problem(error: BaseException, home: Path) -> Optional[str]:
     when `error` is not a fault of the machine (disk, permissions, the store)."""
     seen: Optional[BaseException] = error
     while seen is not None:
+        if isinstance(seen, NotEnoughSpace):
+            return seen.strerror
         if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
             where = Path(seen.filename).parent if seen.filename else home
             return (f"no space left on the device of {where} ({_free_megabytes(home)} MB free "

@@ -57,6 +57,16 @@ def test_a_full_disk_leaves_the_previous_record_whole_and_no_litter(small_disk):
     assert line.startswith("no space left") and "MB free" in line and "\n" not in line
 
 
+def test_a_home_too_small_for_the_run_fails_before_any_work(small_disk, tmp_path):
+    archive = write_archive(tmp_path / "a.tar.gz", make_members())
+    result = _run_cli(small_disk / "home", archive)
+    assert result.returncode == 5, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("imdb-pipeline:")]
+    assert len(errors) == 1 and "the run needs about" in errors[0] and "MB are free" in errors[0]
+    assert "[1/" not in result.stdout  # no component started
+    assert sorted(p.name for p in (small_disk / "home").iterdir()) == [".run.lock"]
+
+
 def test_environment_problems_are_named_and_other_errors_are_not(tmp_path):
     readonly = OSError(errno.EROFS, "Read-only file system", str(tmp_path / "x"))
     assert "read-only file system" in local_runner.environment_problem(readonly, tmp_path)
