@@ -137,23 +137,19 @@ def create_pipeline(
         custom_config=transform_config)
     transform.add_upstream_node(data_gate)
 
-    trainer = tfx.components.Trainer(
-        run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema,
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=trainer_config)
+    def trainer_of(run_fn: str, custom_config: dict) -> tfx.components.Trainer:
+        """A Trainer on the Transform output: fits on `train`, stops early on `eval`."""
+        return tfx.components.Trainer(
+            run_fn=run_fn,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema,
+            train_args=tfx.proto.TrainArgs(splits=["train"]),
+            eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+            custom_config=custom_config)
 
-    baseline_trainer = tfx.components.Trainer(
-        run_fn=BASELINE_RUN_FN,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema,
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=baseline_config).with_id("BaselineTrainer")
+    trainer = trainer_of(RUN_FN, trainer_config)
+    baseline_trainer = trainer_of(BASELINE_RUN_FN, baseline_config).with_id("BaselineTrainer")
 
     # TFMA's baseline slot holds the linear model; the last good model is the
     # one being served, which ServedModelGate compares with (no Resolver: see
