@@ -1,9 +1,11 @@
 """One typed configuration for the whole pipeline.
 
-Every tunable number lives here. A `PipelineConfig` is built once (from a
-profile plus CLI flags / environment) and passed down: `create_pipeline` reads
-it to wire components, and the trainer/transform receive `TrainerConfig` as a
-JSON `custom_config`, so no module below holds its own constants.
+Every tunable number lives here or in the trainer's own `trainer/hparams.py`,
+which this tree nests. A `PipelineConfig` is built once (from a profile plus
+CLI flags / environment), validated as it is built, and passed down:
+`create_pipeline` reads it to wire components, and Transform and the Trainers
+receive their hyperparameters as a JSON `custom_config`, so no module below
+holds its own constants.
 """
 
 from __future__ import annotations
