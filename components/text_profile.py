@@ -140,14 +140,13 @@ def drift(reference: TextProfile, current: TextProfile) -> Drift:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Writes the reference profile of an archive's train split (eval and report excluded)."""
-    from .imdb_data import DataError, ReadReport, read_reviews, resolve_source
-    from imdb_sentiment.pipeline.config import IngestionConfig
+    from .imdb_data import DataError, ReadReport, SplitRule, read_reviews, resolve_source
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--data", required=True, help="aclImdb archive or directory")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    rule = IngestionConfig().split_rule()
+    rule = SplitRule()  # the default split, as IngestionConfig's defaults make it
     try:
         source = resolve_source(args.data, Path(tempfile.gettempdir()) / "imdb-download-cache")
         texts = [review.text for review in read_reviews(source, ReadReport())
