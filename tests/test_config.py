@@ -51,3 +51,10 @@ def test_config_py_is_in_no_fingerprint(monkeypatch, tmp_path):
     trainer_dir = pipeline_lib.TRAINER_PACKAGE_DIR.resolve()
     assert hashed and config_file not in hashed
     assert all(p == trainer_dir or trainer_dir in p.parents for p in hashed), hashed
+
+
+def test_the_default_split_rule_is_the_ingestion_default():
+    """text_profile (components/) uses SplitRule() itself: it must be the pipeline's split."""
+    from imdb_sentiment.components.imdb_data import SplitRule
+
+    assert config_lib.IngestionConfig().split_rule() == SplitRule()
