@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from typing import Any, Dict, List
 
 from tensorflow.python.framework import errors as tf_errors
@@ -75,7 +76,9 @@ def publish_model(model_path: str, base_directory: str, attempts: int = 10) -> s
     """
     fileio.makedirs(base_directory)
     remove_abandoned_staging(base_directory)
-    staging = os.path.join(base_directory, f"{STAGING_PREFIX}{int(time.time())}-{os.getpid()}")
+    # Unique per push (several threads of one process may push); the pid comes
+    # last so that a later push can tell whether its owner is still alive.
+    staging = os.path.join(base_directory, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}-{os.getpid()}")
     try:
         io_utils.copy_dir(model_path, staging, deny_regex_patterns=[r"saved_model\.pb"])
         io_utils.copy_file(os.path.join(model_path, "saved_model.pb"),
