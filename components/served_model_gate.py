@@ -129,6 +129,9 @@ class ServedModelGateSpec(types.ComponentSpec):
         "serving_dir": ExecutionParameter(type=str),
         "split": ExecutionParameter(type=str),
         "max_accuracy_drop": ExecutionParameter(type=float),
+        # The newest served version when the pipeline was built (local runs):
+        # part of the cache key, so a changed serving directory reruns the gate.
+        "served_version": ExecutionParameter(type=str),
     }
     INPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -146,10 +149,10 @@ class ServedModelGate(base_component.BaseComponent):
 
     def __init__(self, model: types.BaseChannel, evaluator_blessing: types.BaseChannel,
                  examples: types.BaseChannel, serving_dir: str, split: str = "eval",
-                 max_accuracy_drop: float = 0.01):
+                 max_accuracy_drop: float = 0.01, served_version: str = ""):
         if not 0 <= max_accuracy_drop <= 1:
             raise ValueError(f"max_accuracy_drop must be in [0, 1], got {max_accuracy_drop}")
         super().__init__(spec=ServedModelGateSpec(
             model=model, evaluator_blessing=evaluator_blessing, examples=examples,
             serving_dir=serving_dir, split=split, max_accuracy_drop=max_accuracy_drop,
-            blessing=types.Channel(type=standard_artifacts.ModelBlessing)))
+            served_version=served_version, blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

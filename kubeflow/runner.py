@@ -112,6 +112,17 @@ def hide_gpu_outside_the_trainer(pipeline_spec: Dict[str, Any]) -> None:
             container.setdefault("env", []).append({"name": "CUDA_VISIBLE_DEVICES", "value": "-1"})
 
 
+#: Steps whose result depends on the serving directory, outside the pipeline's inputs.
+UNCACHED_TASKS = ("ServedModelGate", "Pusher")
+
+
+def never_cache_the_serving_steps(pipeline_spec: Dict[str, Any]) -> None:
+    """The gate compares with whatever is served now, and the Pusher writes
+    there: a cached result from an earlier run would be stale."""
+    for name in UNCACHED_TASKS:
+        pipeline_spec["root"]["dag"]["tasks"][name]["cachingOptions"] = {"enableCache": False}
+
+
 def use_launcher_local_paths(pipeline_spec: Dict[str, Any]) -> None:
     """Open-source KFP only: steps read and write the launcher's local copies
     of their artifacts (kubeflow/entrypoint.py, repair 3)."""
@@ -156,6 +167,7 @@ def compile_pipeline(profile: str, target: KubeflowTarget, output: Path) -> Path
         output_dir=tempfile.mkdtemp(), output_filename="unused.json")
     job = runner.run(pipeline, write_out=False)
     hide_gpu_outside_the_trainer(job["pipelineSpec"])
+    never_cache_the_serving_steps(job["pipelineSpec"])
     if not for_vertex:
         use_launcher_local_paths(job["pipelineSpec"])
     # Read by clients that submit the spec without a root of their own; the

@@ -334,14 +334,17 @@ def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
     from tfx import v1 as tfx
 
     from imdb_sentiment.components.imdb_example_gen import local_data_fingerprint
+    from imdb_sentiment.components.served_model_gate import newest_version
     from . import run_summary
     from .pipeline import COMPONENT_IDS, create_pipeline
 
     layout = HomeLayout(home)
     config = configure_for_home(config, home)
     connection = sqlite_connection_config(layout.metadata_path)
+    served = newest_version(config.model_serving_dir)
     pipeline = create_pipeline(
         config, data_fingerprint=local_data_fingerprint(config.data),
+        served_version=os.path.basename(served) if served else "",
         metadata_connection_config=connection,
         beam_pipeline_args=config.beam_pipeline_args or DEFAULT_BEAM_ARGS)
     progress = ComponentProgress(terminal, total=len(COMPONENT_IDS))

@@ -92,6 +92,7 @@ def create_pipeline(
     config: PipelineConfig,
     *,
     data_fingerprint: str = "",
+    served_version: str = "",
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Sequence[str] = (),
 ) -> tfx.dsl.Pipeline:
@@ -162,7 +163,7 @@ def create_pipeline(
     served_model_gate = ServedModelGate(
         model=trainer.outputs["model"], evaluator_blessing=evaluator.outputs["blessing"],
         examples=examples, serving_dir=config.model_serving_dir, split=GATED_SPLIT,
-        max_accuracy_drop=config.evaluation.max_accuracy_drop)
+        max_accuracy_drop=config.evaluation.max_accuracy_drop, served_version=served_version)
 
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"], model_blessing=served_model_gate.outputs["blessing"],

@@ -64,6 +64,13 @@ def test_the_pipeline_root_travels_with_the_spec(spec):
     assert spec["defaultPipelineRoot"] == ROOT
 
 
+def test_steps_that_depend_on_the_serving_directory_are_never_cached(spec):
+    tasks = spec["root"]["dag"]["tasks"]
+    for name in ("ServedModelGate", "Pusher"):
+        assert tasks[name]["cachingOptions"] == {"enableCache": False}
+    assert tasks["Trainer"]["cachingOptions"]["enableCache"] is True
+
+
 def test_the_rules_refuse_what_the_backend_refuses(tmp_path, monkeypatch):
     """The checks fail on the spec main compiled before this change: schema
     2.0.0 with `constantValue` parameters, and a resolver task."""
