@@ -34,12 +34,9 @@ import tensorflow as tf
 import tf_keras as keras
 
 from imdb_sentiment.pipeline.config import profile_config
-from imdb_sentiment.trainer.hparams import TrainerConfig
+from imdb_sentiment.trainer.hparams import TrainerConfig, parse_value
 from imdb_sentiment.trainer import features, train
-from imdb_sentiment.trainer.averaging import WeightAveraging
 from imdb_sentiment.trainer.attention import BahdanauAttention
-from imdb_sentiment.trainer.embeddings import ppmi_svd_embeddings
-from imdb_sentiment.trainer.model import build_model, compile_model
 
 NOTEBOOK = {"vocab_size": 10000, "max_length": 500, "units": 128, "batch_size": 128,
             "learning_rate": 1e-4, "epochs": 6}
@@ -66,11 +63,9 @@ def notebook_model(vocabulary_size: int) -> keras.Model:
 class TimeToTarget(keras.callbacks.Callback):
     """Evaluates every `every` batches; times training only."""
 
-    def __init__(self, eval_data: tf.data.Dataset, every: int, target: float,
-                 averaging: Optional[WeightAveraging] = None):
+    def __init__(self, eval_data: tf.data.Dataset, every: int, target: float):
         super().__init__()
         self.eval_data, self.every, self.target = eval_data, every, target
-        self.averaging = averaging
         self.train_seconds, self.batches, self.history = 0.0, 0, []
         self.time_to_target: Optional[float] = None
         self.diverged: Optional[str] = None
@@ -90,11 +85,7 @@ class TimeToTarget(keras.callbacks.Callback):
             self._evaluate()
 
     def _evaluate(self):
-        if self.averaging:  # evaluate what the pipeline would export
-            self.averaging.swap_in_average()
         _, accuracy = self.model.evaluate(self.eval_data, verbose=0)[:2]
-        if self.averaging:
-            self.averaging.restore_raw()
         point = {"batches": self.batches, "train_seconds": round(self.train_seconds, 1),
                  "eval_accuracy": round(float(accuracy), 4)}
         self.history.append(point)
@@ -122,7 +113,6 @@ def run_variant(name: str, overrides: Dict[str, Any], train_split, eval_split, a
         eval_data = tf.data.Dataset.from_tensor_slices((x_eval, eval_labels)).batch(256)
         config: Dict[str, Any] = dict(NOTEBOOK, epochs=epochs)
         setup_seconds = 0.0
-        averaging = None
     else:
         hparams = dataclasses.replace(profile_config("full").trainer, **overrides)
         vocabulary = common.build_vocabulary(train_tokens, hparams.vocab_size, hparams.min_frequency)
@@ -134,31 +124,23 @@ def run_variant(name: str, overrides: Dict[str, Any], train_split, eval_split, a
             (x_train, train_labels)).cache(), len(x_train), hparams, training=True)
         eval_data = train.batch_by_length(tf.data.Dataset.from_tensor_slices(
             (x_eval, eval_labels)).cache(), len(x_eval), hparams, training=False)
-        model = build_model(hparams, len(vocabulary))
-        steps = -(-len(x_train) // hparams.batch_size)
-        compile_model(model, hparams, total_steps=steps * hparams.epochs)
-        pretrain_start = time.perf_counter()
-        if hparams.pretrain_embeddings:  # counted as training time
-            rows = x_train
-            if name == "project+unsup":  # embeddings from train and the unlabelled reviews
-                unsup = common.tokenize(common.load_unlabelled_texts(args.unsup_archive))
-                rows = np.concatenate([x_train, common.encode(
-                    unsup, vocabulary, hparams.max_sequence_length, head=hparams.head_tokens)])
-            model.get_layer("embedding").set_weights([ppmi_svd_embeddings(
-                rows, features.vocabulary_input_dim(len(vocabulary)), hparams.embedding_dim,
-                hparams.pretrain_window, seed=hparams.seed, scale=hparams.pretrain_scale)])
+        pretrain_start = time.perf_counter()  # embedding pre-training counts as training time
+        rows = x_train
+        if name == "project+unsup":  # embeddings from train and the unlabelled reviews
+            unsup = common.tokenize(common.load_unlabelled_texts(args.unsup_archive))
+            rows = np.concatenate([x_train, common.encode(
+                unsup, vocabulary, hparams.max_sequence_length, head=hparams.head_tokens)])
+        model = train.build_classifier(hparams, len(vocabulary), len(x_train), rows)
         setup_seconds = time.perf_counter() - pretrain_start
         batch_size, epochs = hparams.batch_size, hparams.epochs
         config = dataclasses.asdict(hparams)
-        averaging = (WeightAveraging(hparams.weight_averaging_momentum)
-                     if hparams.weight_averaging_momentum else None)
     batches_per_epoch = -(-len(x_train) // batch_size)
     every = max(1, int(batches_per_epoch * args.eval_every))
-    timer = TimeToTarget(eval_data, every, args.target, averaging)
+    timer = TimeToTarget(eval_data, every, args.target)
     timer.train_seconds = setup_seconds
     print(f"== {name}: {len(x_train)} train / {len(x_eval)} eval reviews, {epochs} epochs, "
           f"eval every {every} batches", flush=True)
-    model.fit(train_data, epochs=epochs, callbacks=[c for c in (averaging, timer) if c], verbose=0)
+    model.fit(train_data, epochs=epochs, callbacks=[timer], verbose=0)
     examples = timer.batches * batch_size
     best = max(timer.history, key=lambda p: p["eval_accuracy"]) if timer.history else {}
     return {
@@ -178,9 +160,7 @@ def parse_variant(text: str):
     defaults = TrainerConfig()
     for pair in filter(None, rest.split(",")):
         key, _, raw = pair.partition("=")
-        current = getattr(defaults, key)
-        overrides[key] = (raw.lower() in ("1", "true") if isinstance(current, bool)
-                          else type(current)(raw))
+        overrides[key] = parse_value(getattr(defaults, key), raw)
     return name, overrides, text
 
 

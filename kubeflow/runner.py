@@ -1,9 +1,10 @@
 """Kubeflow Pipelines runner: compile the shared pipeline, submit, schedule.
 
-Run by path (this folder is not a package: `kubeflow` is the import name of
-Kubeflow's own SDKs), or through `imdb-pipeline compile|submit|schedule`:
+Installed as `imdb_sentiment.kubeflow.runner`; run it through
+`imdb-pipeline compile|submit|schedule` or as a module:
 
-  python kubeflow/runner.py compile --output pipeline.yaml --image REGISTRY/imdb-sentiment:TAG \\
+  python -m imdb_sentiment.kubeflow.runner compile --output pipeline.yaml \\
+      --image REGISTRY/imdb-sentiment:TAG \\
       --pipeline-root gs://BUCKET/tfx --data gs://BUCKET/aclImdb_v1.tar.gz \\
       --serving-dir gs://BUCKET/serving
 
@@ -31,7 +32,7 @@ import yaml
 
 #: Where the Dockerfile puts the project inside the image.
 IMAGE_PROJECT_DIR = "/opt/imdb-sentiment"
-ENTRYPOINT = ["python", f"{IMAGE_PROJECT_DIR}/kubeflow/entrypoint.py"]
+ENTRYPOINT = ["python", "-m", "imdb_sentiment.kubeflow.entrypoint"]
 TRAINER_EXECUTOR = "Trainer_executor"
 #: kubeflow/entrypoint.py's flag: read and write the launcher's local copies.
 LOCAL_PATHS_FLAG = "--local-artifact-paths"

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from imdb_sentiment.trainer import features
+from imdb_sentiment.trainer.hparams import parse_value
 
 from . import config as config_lib
 from .local_runner import CPU_THREAD_MODES
@@ -100,15 +101,10 @@ def _parse_overrides(pairs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
         default = getattr(config_lib.PipelineConfig(), section)
         if name not in {f.name for f in dataclasses.fields(default)}:
             raise ValueError(f"--set: {section} has no field {name!r}")
-        current = getattr(default, name)
-        if isinstance(current, bool):
-            value: Any = raw.lower() in ("1", "true", "yes", "on")
-        elif isinstance(current, int):
-            value = int(raw)
-        elif isinstance(current, float):
-            value = float(raw)
-        else:
-            value = raw
+        try:
+            value = parse_value(getattr(default, name), raw)
+        except ValueError as error:
+            raise ValueError(f"--set {key}: {error}") from None
         overrides.setdefault(section, {})[name] = value
     return overrides
 
@@ -344,34 +340,14 @@ def command_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _kubeflow_runner():
-    """kubeflow/runner.py, loaded by path (kubeflow/ is deliberately not a package)."""
-    import importlib.util
-
-    candidates = [os.environ.get("IMDB_KUBEFLOW_DIR"), Path(__file__).resolve().parents[1] / "kubeflow"]
-    for directory in filter(None, candidates):
-        path = Path(directory) / "runner.py"
-        if path.exists():
-            spec = importlib.util.spec_from_file_location("imdb_sentiment_kubeflow_runner", path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module  # dataclasses look their module up there
-            spec.loader.exec_module(module)
-            return module
-    raise FileNotFoundError("kubeflow/runner.py not found: run from a source checkout "
-                            "(pip install -e .) or set IMDB_KUBEFLOW_DIR")
-
-
 KUBEFLOW_COMMANDS = ("compile", "submit", "schedule")
 
 
 def command_kubeflow(argv: Sequence[str]) -> int:
-    """Hands `compile|submit|schedule ...` to kubeflow/runner.py unchanged."""
+    """Hands `compile|submit|schedule ...` to `imdb_sentiment.kubeflow.runner` unchanged."""
     _quiet_tensorflow()
-    try:
-        runner = _kubeflow_runner()
-    except FileNotFoundError as error:
-        _error(str(error))
-        return EXIT_BAD_INPUT
+    from imdb_sentiment.kubeflow import runner  # imports KFP and TFX: only when asked
+
     return runner.main(list(argv))
 
 
@@ -414,7 +390,7 @@ def make_parser() -> argparse.ArgumentParser:
     for name, help_text in (("compile", "write the Kubeflow Pipelines spec (.yaml KFP, .json Vertex)"),
                             ("submit", "compile, upload and start a run on Kubeflow Pipelines"),
                             ("schedule", "create or update a recurring run on Kubeflow Pipelines")):
-        # Listed for --help; main() hands these to kubeflow/runner.py before parsing.
+        # Listed for --help; main() hands these to the Kubeflow runner before parsing.
         commands.add_parser(name, help=f"{help_text}; '{name} --help' for its flags")
     return parser
 

@@ -14,7 +14,6 @@ from imdb_sentiment.trainer.hparams import BaselineConfig, TrainerConfig
 @pytest.mark.parametrize("build,message", [
     (lambda: TrainerConfig(mixed_precision="maybe"), "mixed_precision"),
     (lambda: TrainerConfig(embedding_dropout=1.5), "embedding_dropout"),
-    (lambda: TrainerConfig(weight_averaging_momentum=1.0), "weight_averaging_momentum"),
     (lambda: TrainerConfig(head_tokens=400, max_sequence_length=400), "head_tokens"),
     (lambda: TrainerConfig(epochs=0), "epochs"),
     (lambda: BaselineConfig(learning_rate=0), "learning_rate"),
@@ -58,3 +57,16 @@ def test_the_default_split_rule_is_the_ingestion_default():
     from imdb_sentiment.components.imdb_data import SplitRule
 
     assert config_lib.IngestionConfig().split_rule() == SplitRule()
+
+
+def test_set_overrides_are_typed_by_the_field_and_refuse_what_they_cannot_read():
+    from imdb_sentiment.pipeline.cli import _parse_overrides
+    from imdb_sentiment.trainer.hparams import parse_value
+
+    assert _parse_overrides(["trainer.max_pool=off", "trainer.epochs=2", "trainer.learning_rate=1e-3"]) == {
+        "trainer": {"max_pool": False, "epochs": 2, "learning_rate": 1e-3}}
+    assert parse_value(True, "YES") is True and parse_value(False, "0") is False
+    with pytest.raises(ValueError, match="trainer.max_pool"):
+        _parse_overrides(["trainer.max_pool=maybe"])  # not silently False
+    with pytest.raises(ValueError, match="no field"):
+        _parse_overrides(["trainer.no_such_field=1"])

@@ -13,7 +13,6 @@ Argo, ML Metadata, object-store credentials and TF Serving.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,9 +21,7 @@ import yaml
 import kfp_backend
 from conftest import REPO_ROOT, make_members, write_archive
 
-sys.path.insert(0, str(REPO_ROOT / "kubeflow"))
-import entrypoint  # noqa: E402
-import runner  # noqa: E402
+from imdb_sentiment.kubeflow import entrypoint, runner
 
 ROOT = "gs://bucket/tfx"
 TARGET = ["--image", "registry.example.com/imdb-sentiment:1.0", "--pipeline-root", ROOT,

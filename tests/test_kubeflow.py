@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import importlib.util
 import json
 import os
 import re
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,16 +34,7 @@ TARGET_ARGS = ["--image", "registry.example.com/imdb-sentiment:1.0",
                "--serving-dir", "gs://bucket/serving"]
 
 
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"kubeflow_{name}", KUBEFLOW_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-runner = load_script("runner")
-entrypoint = load_script("entrypoint")
+from imdb_sentiment.kubeflow import entrypoint, runner  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,7 @@ from imdb_sentiment.trainer.hparams import TrainerConfig
 from imdb_sentiment.trainer import train
 from imdb_sentiment.trainer.attention import BahdanauAttention
 from imdb_sentiment.trainer.model import (LSTM_LAYER, PERTURBATION_LAYER, AdversarialClassifier,
-                                          TrimPadding, build_model, compile_model,
-                                          cudnn_ineligibility, explainer_model)
+                                          TrimPadding, build_model, cudnn_ineligibility, explainer_model)
 
 HPARAMS = TrainerConfig(vocab_size=50, embedding_dim=8, lstm_units=4, attention_units=4,
                         max_sequence_length=10)
@@ -218,40 +217,6 @@ def _toy_dataset(count: int = 128) -> tf.data.Dataset:
 
 TOY = dict(vocab_size=50, embedding_dim=8, lstm_units=4, attention_units=4, max_sequence_length=10,
            epochs=3, early_stopping_patience=5, pretrain_embeddings=False)
-
-
-def test_weight_averaging_validates_and_exports_the_average():
-    from imdb_sentiment.trainer.averaging import WeightAveraging
-
-    hparams = TrainerConfig(**TOY)
-    model = build_model(hparams, 50)
-    compile_model(model, hparams, total_steps=12)
-    averaging = WeightAveraging(0.9)
-    seen = []
-
-    class Probe(keras.callbacks.Callback):  # runs after WeightAveraging in the list
-        def on_test_begin(self, logs=None):
-            seen.append([v.numpy().copy() for v in self.model.trainable_variables])
-
-    data = _toy_dataset()
-    model.fit(data, validation_data=data, epochs=3, callbacks=[averaging, Probe()], verbose=0)
-    final = [v.numpy() for v in model.trainable_variables]
-    for value, average in zip(final, averaging.averages):
-        np.testing.assert_allclose(value, average.numpy())  # the model ends on the average
-    for value, last_validated in zip(final, seen[-1]):
-        np.testing.assert_allclose(value, last_validated)  # which is what validation saw
-    with pytest.raises(ValueError):
-        WeightAveraging(1.0)
-
-
-def test_frozen_embeddings_stay_as_initialised():
-    hparams = TrainerConfig(**TOY, train_embeddings=False)
-    model, _ = train.train(hparams, _toy_dataset(), _toy_dataset(), 128, vocabulary_size=50)
-    embedding = model.get_layer("embedding")
-    assert not embedding.trainable_weights
-    keras.utils.set_random_seed(hparams.seed)  # as train() does: same initial embedding
-    fresh = build_model(hparams, 50)
-    np.testing.assert_allclose(embedding.get_weights()[0], fresh.get_layer("embedding").get_weights()[0])
 
 
 def _one_step_weights(epsilon: float, **overrides) -> list:

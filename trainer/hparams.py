@@ -44,8 +44,6 @@ class TrainerConfig:
     pretrain_window: int = 5
     #: Norm of each pre-trained word vector (0.05 matches Keras' uniform init).
     pretrain_scale: float = 0.05
-    #: False keeps the Embedding fixed (only sensible with pre-trained vectors).
-    train_embeddings: bool = True
     # --- Optimisation ---
     batch_size: int = 64
     #: A full cosine schedule over 3 epochs fits the 15-minute budget of a
@@ -58,14 +56,10 @@ class TrainerConfig:
     #: Epochs without a better eval accuracy before stopping (best weights are
     #: restored either way), so the schedule reaches its low-learning-rate tail.
     early_stopping_patience: int = 3
-    #: Evaluate and export an exponential moving average of the weights with
-    #: this momentum (0 turns averaging off). The average is what validation
-    #: sees, so early stopping keeps the best *averaged* weights.
-    weight_averaging_momentum: float = 0.0
     #: Adversarial training: each step also fits the batch with its embedded
     #: reviews moved by this fraction of their norm in the loss-increasing
-    #: direction (0 turns it off). Worth about +0.8 points of eval accuracy
-    #: for about twice the training time (README, Benchmarks).
+    #: direction (0 turns it off). It doubles the cost of a step; its gain is
+    #: measured in docs/benchmarks.md.
     adversarial_epsilon: float = 0.05
     #: Weight of the perturbed batch's loss beside the clean loss.
     adversarial_weight: float = 1.0
@@ -99,8 +93,6 @@ class TrainerConfig:
                f"head_tokens must be in [0, max_sequence_length), got {self.head_tokens}")
         for name in ("embedding_dropout", "word_dropout", "head_dropout", "warmup_fraction"):
             _check(0.0 <= getattr(self, name) < 1.0, f"{name} must be in [0, 1), got {getattr(self, name)}")
-        _check(0.0 <= self.weight_averaging_momentum < 1.0,
-               f"weight_averaging_momentum must be in [0, 1), got {self.weight_averaging_momentum}")
         _check(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
         _check(self.adversarial_epsilon >= 0,
                f"adversarial_epsilon must be >= 0, got {self.adversarial_epsilon}")
@@ -158,6 +150,28 @@ class BaselineConfig:
     def from_custom_config(cls, custom_config: Optional[Mapping[str, Any]]) -> "BaselineConfig":
         hparams = (custom_config or {}).get("hparams", {})
         return cls(**hparams)
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def parse_value(default: Any, raw: str) -> Any:
+    """A command-line string typed like a config field's `default` value.
+
+    Shared by `imdb-pipeline --set` and the benchmarks, so "true" means the same everywhere.
+    """
+    if isinstance(default, bool):
+        if raw.lower() in TRUE_WORDS:
+            return True
+        if raw.lower() in FALSE_WORDS:
+            return False
+        raise ValueError(f"expected one of {'/'.join(TRUE_WORDS + FALSE_WORDS)}, got {raw!r}")
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return raw
 
 
 def _check(condition: bool, message: str) -> None:

@@ -131,10 +131,11 @@ class AdversarialClassifier(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        token_ids = x[features.TOKEN_IDS] if isinstance(x, dict) else x
         perturbation = self.get_layer(PERTURBATION_LAYER)
         embedding = self.get_layer("embedding")
         variables = self.trainable_variables
-        origin = tf.zeros([tf.shape(x)[0], trimmed_length(x), embedding.output_dim],
+        origin = tf.zeros([tf.shape(token_ids)[0], trimmed_length(token_ids), embedding.output_dim],
                           dtype=embedding.compute_dtype)
         try:
             with tf.GradientTape() as tape:
@@ -220,7 +221,7 @@ def build_model(hparams: TrainerConfig, vocabulary_size: int) -> keras.Model:
                           name="word_dropout")(trimmed)
     embedded = keras.layers.Embedding(
         features.vocabulary_input_dim(vocabulary_size), hparams.embedding_dim,
-        mask_zero=True, trainable=hparams.train_embeddings, name="embedding")(dropped)
+        mask_zero=True, name="embedding")(dropped)
     embedded = EmbeddingPerturbation(name=PERTURBATION_LAYER)(embedded)
     embedded = keras.layers.SpatialDropout1D(hparams.embedding_dropout)(embedded)
     sequence, forward_h, _, backward_h, _ = keras.layers.Bidirectional(

@@ -20,7 +20,6 @@ import tf_keras as keras
 
 from .hparams import TrainerConfig
 from . import features
-from .averaging import WeightAveraging
 from .embeddings import ppmi_svd_embeddings
 from .model import build_model, compile_model
 from .signatures import export_serving_model
@@ -119,33 +118,41 @@ def token_id_matrix(dataset: tf.data.Dataset) -> np.ndarray:
     return np.concatenate([ids.numpy() for ids, _ in dataset])
 
 
-def train(hparams: TrainerConfig, train_dataset: tf.data.Dataset, eval_dataset: tf.data.Dataset,
-          train_examples: int, vocabulary_size: int, log_dir: Optional[str] = None,
-          train_token_ids: Optional[np.ndarray] = None) -> Tuple[keras.Model, Dict[str, Any]]:
-    """Fits the classifier; keeps the weights of the best eval epoch.
+def build_classifier(hparams: TrainerConfig, vocabulary_size: int, train_examples: int,
+                     train_token_ids: Optional[np.ndarray] = None) -> keras.Model:
+    """The compiled classifier, its embeddings pre-trained on `train_token_ids`.
 
-    `train_token_ids` (the train split's rows) is needed only to pre-train
-    embeddings; by default it is read from `train_dataset`.
+    Shared by `train` and the training benchmarks, so both start from the same
+    model. The rows are required when `hparams.pretrain_embeddings` is on.
     """
-    keras.utils.set_random_seed(hparams.seed)
-    policy = configure_precision(hparams)
     steps_per_epoch = -(-train_examples // hparams.batch_size)
-    start = time.perf_counter()
     with distribution_strategy().scope():
         model = build_model(hparams, vocabulary_size)
         compile_model(model, hparams, total_steps=steps_per_epoch * hparams.epochs)
         if hparams.pretrain_embeddings:
-            rows = train_token_ids if train_token_ids is not None else token_id_matrix(train_dataset)
-            vectors = ppmi_svd_embeddings(rows, features.vocabulary_input_dim(vocabulary_size),
+            if train_token_ids is None:
+                raise ValueError("pretrain_embeddings needs the train split's token ids")
+            vectors = ppmi_svd_embeddings(train_token_ids,
+                                          features.vocabulary_input_dim(vocabulary_size),
                                           hparams.embedding_dim, hparams.pretrain_window,
                                           seed=hparams.seed, scale=hparams.pretrain_scale)
             model.get_layer("embedding").set_weights([vectors])
-    pretrain_seconds = round(time.perf_counter() - start, 1)
+    return model
+
+
+def train(hparams: TrainerConfig, train_dataset: tf.data.Dataset, eval_dataset: tf.data.Dataset,
+          train_examples: int, vocabulary_size: int,
+          log_dir: Optional[str] = None) -> Tuple[keras.Model, Dict[str, Any]]:
+    """Fits the classifier; keeps the weights of the best eval epoch."""
+    keras.utils.set_random_seed(hparams.seed)
+    policy = configure_precision(hparams)
+    start = time.perf_counter()
+    rows = token_id_matrix(train_dataset) if hparams.pretrain_embeddings else None
+    model = build_classifier(hparams, vocabulary_size, train_examples, rows)
+    setup_seconds = round(time.perf_counter() - start, 1)
     progress = ProgressLogger(train_examples)
-    callbacks: List[keras.callbacks.Callback] = [progress]
-    if hparams.weight_averaging_momentum:
-        callbacks.append(WeightAveraging(hparams.weight_averaging_momentum))
-    callbacks += [
+    callbacks: List[keras.callbacks.Callback] = [
+        progress,
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
                                       patience=hparams.early_stopping_patience,
                                       restore_best_weights=True),
@@ -156,7 +163,7 @@ def train(hparams: TrainerConfig, train_dataset: tf.data.Dataset, eval_dataset: 
               callbacks=callbacks, verbose=0)
     best = max(progress.epochs, key=lambda e: e.get("val_accuracy", 0.0)) if progress.epochs else {}
     history = {"policy": policy, "seconds": round(time.perf_counter() - start, 1),
-               "setup_seconds": pretrain_seconds,
+               "setup_seconds": setup_seconds,
                "train_examples": train_examples, "epochs": progress.epochs, "best_epoch": best}
     return model, history
 
