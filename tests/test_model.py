@@ -264,3 +264,21 @@ def test_adversarial_model_trains_under_mixed_precision_and_exports_a_plain_twin
     assert not isinstance(twin, AdversarialClassifier)  # exported: the stock train_step
     rows = tf.constant([[3, 4, 5, 0], [6, 7, 8, 9]], tf.int64)
     np.testing.assert_allclose(twin(rows).numpy(), model(rows).numpy(), atol=2e-3)
+
+
+def test_warmup_records_are_tf_serving_prediction_logs_for_the_public_signatures(tmp_path):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from imdb_sentiment.trainer import warmup
+
+    path = warmup.write_warmup_requests(str(tmp_path))
+    assert path.endswith("assets.extra/tf_serving_warmup_requests")
+    raw = list(tf.data.TFRecordDataset(path).as_numpy_iterator())
+    logs = [prediction_log_pb2.PredictionLog.FromString(r) for r in raw]
+    signatures = sorted((log.WhichOneof("log_type"), getattr(log, log.WhichOneof("log_type"))
+                         .request.model_spec.signature_name) for log in logs)
+    assert signatures == sorted([("predict_log", "serving_default"), ("predict_log", "explain"),
+                                 ("classify_log", "classify")] * 2)
+    batch = [log.predict_log.request.inputs["text"] for log in logs if log.HasField("predict_log")
+             and log.predict_log.request.model_spec.signature_name == "explain"]
+    assert sorted(len(tf.make_ndarray(t)) for t in batch) == [1, len(warmup.SAMPLE_REVIEWS)]

@@ -107,6 +107,19 @@ def test_pushed_model_holds_no_machine_local_path(first_run):
     assert fingerprint.saved_model_checksum  # rewritten after the scrub, still readable
 
 
+def test_pushed_model_carries_tf_serving_warmup_requests_that_replay(first_run):
+    """TF Serving replays assets.extra/tf_serving_warmup_requests at load (trainer/warmup.py)."""
+    from imdb_sentiment.trainer import warmup
+
+    _, _, record = first_run
+    pushed = Path(record["pushed_model"])
+    records = warmup.read_warmup_requests(str(pushed))  # TF Serving's own PredictionLog proto
+    assert 0 < len(records) <= warmup.MAX_RECORDS
+    assert {r.WhichOneof("log_type") for r in records} == {"predict_log", "classify_log"}
+    counts = warmup.replay(str(pushed))
+    assert counts == {"serving_default": 2, "explain": 2, "classify": 2}
+
+
 def test_explain_and_classify_agree_with_serving_default(first_run):
     _, _, record = first_run
     model = tf.saved_model.load(record["pushed_model"])

@@ -35,6 +35,7 @@ from .hparams import TrainerConfig
 from . import features, preprocessing
 from .folded_bilstm import FoldedNetwork
 from .model import build_model, explainer_model
+from .warmup import write_warmup_requests
 
 SERVING_SIGNATURE = "serving_default"
 TRANSFORM_SIGNATURE = "transform_features"
@@ -218,3 +219,4 @@ def export_serving_model(trained: keras.Model, tft_output: tft.TFTransformOutput
     signatures = build_signatures(model, tft_output, hparams)
     model.save(export_dir, save_format="tf", signatures=signatures, include_optimizer=False)
     finalize_saved_model(export_dir)
+    write_warmup_requests(export_dir)
