@@ -26,7 +26,7 @@ import common  # noqa: F401  (sets TF env before TensorFlow loads)
 import numpy as np
 import tensorflow as tf
 
-from imdb_sentiment.pipeline.run_summary import wilson_interval
+from imdb_sentiment.components.evaluation_results import wilson_interval
 from imdb_sentiment.trainer import features
 
 

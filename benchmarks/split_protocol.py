@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 
 from imdb_sentiment.components import imdb_data
 from imdb_sentiment.pipeline.config import IngestionConfig
-from imdb_sentiment.pipeline.run_summary import wilson_interval
+from imdb_sentiment.components.evaluation_results import wilson_interval
 
 C_GRID = (1.0, 4.0, 16.0)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence
 
 from tensorflow.python.framework import errors as tf_errors
 from tfx import types
@@ -24,6 +24,9 @@ from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
+
+from . import model_card
+from .model_card import ASSETS_EXTRA, CARD_DIR
 
 STAGING_PREFIX = ".staging-"
 
@@ -66,13 +69,16 @@ def remove_abandoned_staging(base_directory: str) -> List[str]:
     return removed
 
 
-def publish_model(model_path: str, base_directory: str, attempts: int = 10) -> str:
+def publish_model(model_path: str, base_directory: str, attempts: int = 10,
+                  extra_files: Sequence[str] = ()) -> str:
     """Copies a SavedModel to `<base>/<new version>/` atomically; returns it.
 
     The copy is staged under a hidden name (TF Serving loads only all-digit
     names) and renamed into place without overwriting: a concurrent pusher
     that took the same version number makes the rename fail, and the next
     number is tried. A failed copy removes its staging directory.
+    `extra_files` (the model card) are staged into the version's
+    `assets.extra/`, so they appear together with the model.
     """
     fileio.makedirs(base_directory)
     remove_abandoned_staging(base_directory)
@@ -81,6 +87,9 @@ def publish_model(model_path: str, base_directory: str, attempts: int = 10) -> s
     staging = os.path.join(base_directory, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}-{os.getpid()}")
     try:
         io_utils.copy_dir(model_path, staging, deny_regex_patterns=[r"saved_model\.pb"])
+        for path in extra_files:
+            io_utils.copy_file(path, os.path.join(staging, ASSETS_EXTRA, os.path.basename(path)),
+                               overwrite=True)
         io_utils.copy_file(os.path.join(model_path, "saved_model.pb"),
                            os.path.join(staging, "saved_model.pb"))
         for _ in range(attempts):
@@ -116,7 +125,12 @@ class AtomicPusherExecutor(pusher_executor.Executor):
         if destination_proto.WhichOneof("destination") != "filesystem":
             raise ValueError("AtomicPusherExecutor only pushes to a filesystem destination")
         model_path = self.GetModelPath(input_dict)
-        destination = publish_model(model_path, destination_proto.filesystem.base_directory)
+        blessing = artifact_utils.get_single_instance(
+            input_dict[standard_component_specs.MODEL_BLESSING_KEY])
+        card_files = [path for name in model_card.CARD_FILES
+                      if fileio.exists(path := os.path.join(blessing.uri, CARD_DIR, name))]
+        destination = publish_model(model_path, destination_proto.filesystem.base_directory,
+                                    extra_files=card_files)
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=destination,
                          pushed_version=os.path.basename(destination))

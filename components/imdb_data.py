@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import logging
 import os
 import re
 import tarfile
@@ -27,7 +28,7 @@ import urllib.parse
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 #: Checksums of the official archive (published by several dataset loaders).
@@ -249,9 +250,19 @@ def file_checksums(path: Path) -> Dict[str, str]:
     return {name: digest.hexdigest() for name, digest in hashes.items()}
 
 
-def download(url: str, cache_dir: Path, expected: Optional[Dict[str, str]] = None,
-             progress: Optional[Callable[[int, int], None]] = None) -> Path:
+def sha256_of(path: Path) -> str:
+    """The file's SHA-256, recorded in every pushed model's lineage."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(url: str, cache_dir: Path, expected: Optional[Dict[str, str]] = None) -> Path:
     """Downloads `url` into `cache_dir` once, verified before it is used.
+
+    Progress is logged every 10% (or every 16 MiB when the size is unknown).
 
     The file is written under a temporary name and renamed only after its
     checksums match, so an interrupted or tampered download is never reused.
@@ -268,12 +279,13 @@ def download(url: str, cache_dir: Path, expected: Optional[Dict[str, str]] = Non
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0)
-            done = 0
+            done, step = 0, max(total // 10, 1) if total else 16 << 20
             for block in iter(lambda: response.read(1 << 20), b""):
                 out.write(block)
+                if (done + len(block)) // step > done // step:
+                    logging.info("Downloading %s: %d MiB%s", url, (done + len(block)) >> 20,
+                                 f" of {total >> 20} MiB" if total else "")
                 done += len(block)
-                if progress:
-                    progress(done, total)
         actual = file_checksums(Path(partial))
         if actual != expected:
             raise DataError(f"{url}: checksum mismatch (expected {expected}, got {actual}); "

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence
 
 import tensorflow as tf
 from tfx import types
@@ -31,11 +31,38 @@ REPORT_FILE = "ingestion_report.json"
 SHARDS = {"train": 4, "eval": 1, "report": 1, "test": 2}
 
 
-def review_to_example(review: imdb_data.Review, split: str) -> tf.train.Example:
+def word_count(text: str) -> int:
+    """Whitespace-separated words of the raw review (what a reader would count)."""
+    return len(text.split())
+
+
+def length_boundaries(reviews: Sequence[imdb_data.Review], quantiles: int = 4) -> List[int]:
+    """Upper word counts of the first `quantiles - 1` length classes: the
+    quantiles of `reviews`' word counts (the train split's, so that every
+    split is cut at the same lengths)."""
+    counts = sorted(word_count(r.text) for r in reviews)
+    if not counts:
+        return []
+    return sorted({counts[min(len(counts) - 1, len(counts) * q // quantiles)] for q in range(1, quantiles)})
+
+
+def length_bucket(words: int, boundaries: Sequence[int]) -> str:
+    """"q1: 1-125 words", ..., "q4: 600+ words": the class and its range, readable in TFMA slices."""
+    lower = 1
+    for index, upper in enumerate(boundaries):
+        if words <= upper:
+            return f"q{index + 1}: {lower}-{upper} words"
+        lower = upper + 1
+    return f"q{len(boundaries) + 1}: {lower}+ words"
+
+
+def review_to_example(review: imdb_data.Review, split: str,
+                      boundaries: Sequence[int] = ()) -> tf.train.Example:
     """A review as the tf.Example every later component reads.
 
     `data_split` names the split the review was written to, so one TFMA pass
-    over several splits can slice its metrics by split.
+    over several splits can slice its metrics by split; `length_bucket` lets
+    it slice them by length (`boundaries` from `length_boundaries`).
     """
     def _bytes(value: str) -> tf.train.Feature:
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode("utf-8")]))
@@ -49,6 +76,7 @@ def review_to_example(review: imdb_data.Review, split: str) -> tf.train.Example:
         features.RATING: _int(review.rating),
         features.REVIEW_ID: _bytes(review.review_id),
         features.DATA_SPLIT: _bytes(split),
+        features.LENGTH_BUCKET: _bytes(length_bucket(word_count(review.text), boundaries)),
     }))
 
 
@@ -65,7 +93,7 @@ def assign_splits(reviews: List[imdb_data.Review], rule: imdb_data.SplitRule,
 
 
 def write_split_files(output_uri: str, splits: Dict[str, List[imdb_data.Review]],
-                      shards: Dict[str, int]) -> Dict[str, Dict[str, int]]:
+                      shards: Dict[str, int], boundaries: Sequence[int] = ()) -> Dict[str, Dict[str, int]]:
     """Writes `Split-<name>/data_tfrecord-*.gz`; returns review counts per split."""
     counts: Dict[str, Dict[str, int]] = {}
     options = tf.io.TFRecordOptions(compression_type="GZIP")
@@ -78,7 +106,7 @@ def write_split_files(output_uri: str, splits: Dict[str, List[imdb_data.Review]]
             for i in range(count)]
         for index, review in enumerate(records):
             writers[index % count].write(
-                review_to_example(review, split).SerializeToString(deterministic=True))
+                review_to_example(review, split, boundaries).SerializeToString(deterministic=True))
         for writer in writers:
             writer.close()
         counts[split] = {"reviews": len(records), "positive": sum(r.label for r in records),
@@ -111,11 +139,14 @@ def write_splits(output_uri: str, data: str, cache_dir: str, rule: imdb_data.Spl
         raise imdb_data.DataError(
             f"{source}: the sample is too small to make the {', '.join(wanted)} splits "
             f"(got {sorted(splits)}); raise sample_percent, eval_percent or report_percent")
+    boundaries = length_boundaries(splits["train"])
     summary = {
         "source": os.path.basename(str(source)),
+        "sha256": imdb_data.sha256_of(source) if source.is_file() else None,
         "split_rule": dataclasses.asdict(rule),
         "grouped_by": "movie" if rule.group_by_movie and report.with_movie else "review",
-        "splits": write_split_files(output_uri, splits, SHARDS),
+        "splits": write_split_files(output_uri, splits, SHARDS, boundaries),
+        "length_buckets": sorted({length_bucket(b, boundaries) for b in [*boundaries, 10**9]}),
         "skipped": report.skipped,
         "skipped_examples": report.skipped_examples,
         "has_test_split": report.has_test_split,

@@ -37,6 +37,10 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, path_utils
 
 from imdb_sentiment.trainer import features
+from . import model_card
+from .evaluation_results import evaluation_metrics
+from .imdb_example_gen import REPORT_FILE
+from .model_card import CARD_DIR
 
 BATCH = 256
 
@@ -122,6 +126,31 @@ class Executor(base_executor.BaseExecutor):
         blessing.set_string_custom_property("served_model", served_dir or "")
         blessing.set_string_custom_property("accuracies", json.dumps(
             {"split": split, "candidate": candidate_accuracy, "served": served_accuracy}))
+        self._write_model_card(input_dict, blessing, exec_properties, {
+            "blessed": blessed, "reason": reason, "served_model": served_dir,
+            "candidate_accuracy": candidate_accuracy, "served_accuracy": served_accuracy})
+
+    def _write_model_card(self, input_dict: Dict[str, List[types.Artifact]], blessing: types.Artifact,
+                          exec_properties: Dict[str, Any], gate: Dict[str, Any]) -> None:
+        """The card and lineage of this candidate, for the Pusher to put inside the version."""
+        model = artifact_utils.get_single_instance(input_dict["model"])
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        evaluations = input_dict.get("evaluation") or []
+        serving_path = path_utils.serving_model_path(model.uri)
+        lineage = model_card.build_lineage(
+            ingestion=model_card.read_json(os.path.join(examples.uri, REPORT_FILE)),
+            training=model_card.read_json(os.path.join(serving_path, model_card.ASSETS_EXTRA,
+                                                       model_card.TRAINING_FILE)),
+            evaluation=evaluation_metrics(evaluations[0].uri) if evaluations else {},
+            config=json.loads(exec_properties.get("pipeline_config") or "{}"),
+            run={"pipeline_run_id": self._context.pipeline_run_id if self._context else None,
+                 # TFX's id of this execution in MLMD (BaseExecutor.Context's unique_id).
+                 "gate_execution_id": getattr(self._context, "_unique_id", None),
+                 "mlmd_artifact_ids": {name: artifacts[0].id for name, artifacts in input_dict.items()
+                                       if artifacts}},
+            gate=gate)
+        model_card.write_card_files(os.path.join(blessing.uri, CARD_DIR), lineage,
+                                    exec_properties.get("model_name") or "imdb_sentiment")
 
 
 class ServedModelGateSpec(types.ComponentSpec):
@@ -132,11 +161,15 @@ class ServedModelGateSpec(types.ComponentSpec):
         # The newest served version when the pipeline was built (local runs):
         # part of the cache key, so a changed serving directory reruns the gate.
         "served_version": ExecutionParameter(type=str),
+        # The resolved PipelineConfig as JSON, recorded in the model card.
+        "pipeline_config": ExecutionParameter(type=str),
+        "model_name": ExecutionParameter(type=str),
     }
     INPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
         "evaluator_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
         "examples": ChannelParameter(type=standard_artifacts.Examples),
+        "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation),
     }
     OUTPUTS = {"blessing": ChannelParameter(type=standard_artifacts.ModelBlessing)}
 
@@ -148,11 +181,14 @@ class ServedModelGate(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, model: types.BaseChannel, evaluator_blessing: types.BaseChannel,
-                 examples: types.BaseChannel, serving_dir: str, split: str = "eval",
-                 max_accuracy_drop: float = 0.01, served_version: str = ""):
+                 examples: types.BaseChannel, evaluation: types.BaseChannel, serving_dir: str,
+                 split: str = "eval", max_accuracy_drop: float = 0.01, served_version: str = "",
+                 pipeline_config: str = "{}", model_name: str = "imdb_sentiment"):
         if not 0 <= max_accuracy_drop <= 1:
             raise ValueError(f"max_accuracy_drop must be in [0, 1], got {max_accuracy_drop}")
         super().__init__(spec=ServedModelGateSpec(
             model=model, evaluator_blessing=evaluator_blessing, examples=examples,
-            serving_dir=serving_dir, split=split, max_accuracy_drop=max_accuracy_drop,
-            served_version=served_version, blessing=types.Channel(type=standard_artifacts.ModelBlessing)))
+            evaluation=evaluation, serving_dir=serving_dir, split=split,
+            max_accuracy_drop=max_accuracy_drop, served_version=served_version,
+            pipeline_config=pipeline_config, model_name=model_name,
+            blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

@@ -158,6 +158,28 @@ def accuracy_table(record: Dict[str, Any]) -> List[str]:
             for row in rows]
 
 
+def slice_table(record: Dict[str, Any], split: str, feature: str) -> List[str]:
+    """Accuracy of both models on `split`, one row per value of `feature` (e.g. length)."""
+    prefix = f"{feature}="
+    candidate = (record.get("metrics") or {}).get(split) or {}
+    baseline = (record.get("baseline_metrics") or {}).get(split) or {}
+    names = [name for name in candidate if name.startswith(prefix)]
+    if not names:
+        return []
+
+    def accuracy(metrics: Dict[str, Any]) -> str:
+        value = metrics.get("binary_accuracy")
+        return "-" if value is None else f"{value:.4f}"
+
+    rows = [(f"{split} by {feature}", "reviews", "BiLSTM", "linear baseline")]
+    for name in sorted(names):
+        rows.append((name[len(prefix):], _number(candidate[name].get("example_count") or 0),
+                     accuracy(candidate[name]), accuracy(baseline.get(name) or {})))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+            for row in rows]
+
+
 def _print_summary(record: Dict[str, Any], terminal) -> None:
     write = lambda text="": terminal.write(text + "\n")  # noqa: E731
     write()
@@ -169,6 +191,9 @@ def _print_summary(record: Dict[str, Any], terminal) -> None:
               f"{'' if seconds is None else f'{seconds:7.1f}s'}")
     for line in accuracy_table(record):
         write(line)
+    for split in ("report", "test"):  # the splits that decide nothing
+        for line in slice_table(record, split, features.LENGTH_BUCKET):
+            write(line)
     if record.get("blessed") is not None:
         write(f"  blessed: {'yes' if record['blessed'] else 'no'} ({record.get('blessing_reason')})")
     write(f"  pushed model: {record.get('pushed_model') or 'none'}")
@@ -351,6 +376,22 @@ def command_kubeflow(argv: Sequence[str]) -> int:
     return runner.main(list(argv))
 
 
+def command_describe(args: argparse.Namespace) -> int:
+    """Where a pushed version came from and how good it is (its assets.extra/lineage.json)."""
+    _quiet_tensorflow()
+    from imdb_sentiment.components import model_card
+
+    from . import serving_client
+
+    try:
+        lines = model_card.describe(str(serving_client.resolve_model_dir(args.model)))
+    except (ValueError, FileNotFoundError) as error:
+        _error(str(error))
+        return EXIT_BAD_INPUT
+    print("\n".join(lines))
+    return EXIT_OK
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imdb-pipeline", description=__doc__,
@@ -387,6 +428,11 @@ def make_parser() -> argparse.ArgumentParser:
         else:
             sub.add_argument("--out", required=True, help="output file: .html page or .png image")
         sub.set_defaults(handler=handler)
+    describe = commands.add_parser(
+        "describe", help="print a pushed model's card: data checksum, commit, config, metrics")
+    describe.add_argument("--model", required=True,
+                          help="a pushed version directory, or the serving dir (newest version)")
+    describe.set_defaults(handler=command_describe)
     for name, help_text in (("compile", "write the Kubeflow Pipelines spec (.yaml KFP, .json Vertex)"),
                             ("submit", "compile, upload and start a run on Kubeflow Pipelines"),
                             ("schedule", "create or update a recurring run on Kubeflow Pipelines")):

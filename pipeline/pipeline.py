@@ -38,6 +38,9 @@ CANDIDATE, BASELINE = "candidate", "linear_baseline"
 #: The splits the Evaluator scores: `eval` gates, `report` is only reported.
 GATED_SPLIT, REPORTED_SPLITS = "eval", ("report",)
 
+#: Thresholds of the confusion matrices TFMA reports (0.5 is the served decision).
+CONFUSION_THRESHOLDS = (0.25, 0.5, 0.75)
+
 #: Component ids, in execution order (also the order of the run summary).
 COMPONENT_IDS = ("ImdbExampleGen", "SchemaGen", "StatisticsGen", "ExampleValidator", "DataGate",
                  "Transform", "Trainer", "BaselineTrainer", "Evaluator", "ServedModelGate",
@@ -49,7 +52,7 @@ def _split_slice(split: str, *more: str) -> tfma.SlicingSpec:
 
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
-    """The BiLSTM against the linear baseline, per split and by star rating.
+    """The BiLSTM against the linear baseline, per split, by star rating and by length.
 
     One pass scores both models on every evaluated split, sliced by
     `data_split` (the overall slice would mix splits, so there is none). The
@@ -74,7 +77,8 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                            label_key=features.LABEL, prediction_key="probability",
                            is_baseline=True)],
         slicing_specs=[spec for split in splits for spec in (
-            _split_slice(split), _split_slice(split, evaluation.slice_feature))],
+            _split_slice(split), _split_slice(split, evaluation.slice_feature),
+            _split_slice(split, features.LENGTH_BUCKET))],
         metrics_specs=[tfma.MetricsSpec(metrics=[
             tfma.MetricConfig(class_name="ExampleCount"),
             # Gate on the eval split's slice only: per-rating slices are small
@@ -85,6 +89,14 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
             tfma.MetricConfig(class_name="AUC"),
             tfma.MetricConfig(class_name="Precision"),
             tfma.MetricConfig(class_name="Recall"),
+            # Calibration: mean prediction / mean label, and a 10-bin reliability plot.
+            tfma.MetricConfig(class_name="MeanLabel"),
+            tfma.MetricConfig(class_name="MeanPrediction"),
+            tfma.MetricConfig(class_name="Calibration"),
+            tfma.MetricConfig(class_name="CalibrationPlot", config='"num_buckets": 10'),
+            # The confusion matrix at 0.5, and precision/recall around it.
+            tfma.MetricConfig(class_name="ConfusionMatrixAtThresholds",
+                              config='"thresholds": %s' % list(CONFUSION_THRESHOLDS)),
         ], model_names=[CANDIDATE, BASELINE])])
 
 
@@ -162,8 +174,10 @@ def create_pipeline(
 
     served_model_gate = ServedModelGate(
         model=trainer.outputs["model"], evaluator_blessing=evaluator.outputs["blessing"],
-        examples=examples, serving_dir=config.model_serving_dir, split=GATED_SPLIT,
-        max_accuracy_drop=config.evaluation.max_accuracy_drop, served_version=served_version)
+        examples=examples, evaluation=evaluator.outputs["evaluation"],
+        serving_dir=config.model_serving_dir, split=GATED_SPLIT,
+        max_accuracy_drop=config.evaluation.max_accuracy_drop, served_version=served_version,
+        pipeline_config=config.to_json(), model_name=config.model_name)
 
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"], model_blessing=served_model_gate.outputs["blessing"],

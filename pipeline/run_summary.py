@@ -9,12 +9,14 @@ pushed.
 from __future__ import annotations
 
 import json
-import math
 import os
 from typing import Any, Dict, List, Optional
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+
+from imdb_sentiment.components.evaluation_results import (  # noqa: F401  (re-exported)
+    accuracy_comparison, evaluation_metrics, split_of, wilson_interval)
 
 _STATES = {
     metadata_store_pb2.Execution.NEW: "new",
@@ -67,90 +69,6 @@ def _property(artifact: metadata_store_pb2.Artifact, name: str) -> Any:
     return getattr(value, kind) if kind else None
 
 
-def _finite(value: float) -> Optional[float]:
-    return round(value, 4) if value is not None and math.isfinite(value) else None
-
-
-def _slice_name(slice_key) -> str:
-    """`overall` for a split's own slice, `rating=3` below it (the split is a level above)."""
-    keys = [k for k in slice_key.single_slice_keys if k.column != "data_split"]
-    return "overall" if not keys else ",".join(
-        f"{k.column}={k.int64_value or k.bytes_value.decode() or k.float_value}" for k in keys)
-
-
-def _split_of(slice_key) -> Optional[str]:
-    for key in slice_key.single_slice_keys:
-        if key.column == "data_split":
-            return key.bytes_value.decode()
-    return None
-
-
-def evaluation_metrics(evaluation_uri: str) -> Dict[str, Any]:
-    """What TFMA computed, per split: both models' metrics by slice, and the
-    two accuracies with 95% intervals and their difference.
-
-    {"metrics": {split: {slice: {metric: value}}} (candidate),
-     "baseline_metrics": same for the linear baseline,
-     "accuracy": {split: {"candidate" | "linear_baseline" | "difference": {value, ci95}}}}
-    """
-    import tensorflow_model_analysis as tfma  # heavy; only when there is an evaluation
-
-    metrics: Dict[str, Dict[str, Dict[str, float]]] = {}
-    baseline: Dict[str, Dict[str, Dict[str, float]]] = {}
-    intervals: Dict[str, Dict[str, Dict[str, Any]]] = {}
-    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
-        split = _split_of(metrics_for_slice.slice_key) or "all"
-        slice_name = _slice_name(metrics_for_slice.slice_key)
-        for item in metrics_for_slice.metric_keys_and_values:
-            key = item.key
-            role = "difference" if key.is_diff else (
-                "linear_baseline" if key.model_name == "linear_baseline" else "candidate")
-            if item.value.WhichOneof("type") != "double_value":
-                continue
-            value = _finite(item.value.double_value.value)
-            if role != "difference":
-                target = baseline if role == "linear_baseline" else metrics
-                target.setdefault(split, {}).setdefault(slice_name, {})[key.name] = value
-            if slice_name == "overall" and key.name in ("binary_accuracy", "example_count"):
-                intervals.setdefault(split, {}).setdefault(role, {})[key.name] = value
-
-    def ordered(by_split):
-        return {split: dict(sorted(slices.items(), key=lambda kv: (kv[0] != "overall", kv[0])))
-                for split, slices in sorted(by_split.items())}
-
-    return {"metrics": ordered(metrics), "baseline_metrics": ordered(baseline),
-            "accuracy": {split: accuracy_comparison(by_role) for split, by_role in intervals.items()}}
-
-
-def wilson_interval(accuracy: float, count: float, z: float = 1.96) -> List[float]:
-    """95% Wilson score interval of a proportion measured on `count` examples."""
-    if not count:
-        return [0.0, 1.0]
-    centre = (accuracy + z * z / (2 * count)) / (1 + z * z / count)
-    half = z * math.sqrt(accuracy * (1 - accuracy) / count + z * z / (4 * count * count)) / (
-        1 + z * z / count)
-    return [round(centre - half, 4), round(centre + half, 4)]
-
-
-def accuracy_comparison(by_role: Dict[str, Dict[str, float]]) -> Dict[str, Any]:
-    """Both models' accuracy on one split, each with its 95% interval, and their difference.
-
-    The difference has no interval here: a paired one needs both models'
-    verdicts review by review (`benchmarks/model_comparison.py` computes it).
-    """
-    result: Dict[str, Any] = {}
-    for role in ("candidate", "linear_baseline"):
-        values = by_role.get(role, {})
-        if values.get("binary_accuracy") is not None:
-            result[role] = {"value": values["binary_accuracy"], "ci95": wilson_interval(
-                values["binary_accuracy"], values.get("example_count") or 0)}
-    difference = by_role.get("difference", {}).get("binary_accuracy")
-    if difference is not None:
-        result["difference"] = {"value": difference, "ci95": None}
-    result["reviews"] = by_role.get("candidate", {}).get("example_count")
-    return result
-
-
 def blessing_reason(evaluation_uri: str) -> str:
     """A sentence saying why the Evaluator did or did not bless the model."""
     import tensorflow_model_analysis as tfma
@@ -163,7 +81,7 @@ def blessing_reason(evaluation_uri: str) -> str:
         return "passed the accuracy floor and the margin over the linear baseline"
     failures = []
     for slice_result in validation.metric_validations_per_slice:
-        where = f"the {_split_of(slice_result.slice_key) or 'whole'} split"
+        where = f"the {split_of(slice_result.slice_key) or 'whole'} split"
         for failure in slice_result.failures:
             value = failure.metric_value.double_value.value
             threshold = failure.metric_threshold

@@ -221,3 +221,18 @@ def test_download_is_verified_before_use(tmp_path, small_archive):
     assert not any((tmp_path / "cache2").iterdir())  # nothing half-downloaded is kept
     with pytest.raises(imdb_data.DataError, match="no pinned checksum"):
         imdb_data.download("https://example.invalid/other.tar.gz", tmp_path / "cache3")
+
+
+def test_length_classes_are_the_train_splits_quartiles_and_every_example_has_one(tmp_path, small_archive):
+    from imdb_sentiment.components.imdb_example_gen import length_boundaries, length_bucket
+
+    reviews = [imdb_data.Review(f"train/pos/{n}", "train", "word " * n, 1, 8) for n in range(1, 101)]
+    assert length_boundaries(reviews) == [26, 51, 76]
+    assert [length_bucket(n, [26, 51, 76]) for n in (1, 26, 27, 76, 77, 5000)] == [
+        "q1: 1-26 words", "q1: 1-26 words", "q2: 27-51 words", "q3: 52-76 words",
+        "q4: 77+ words", "q4: 77+ words"]
+    assert length_boundaries([reviews[0]] * 10) == [1]  # ties collapse: two classes, not empty ones
+    out, summary = write(tmp_path, small_archive)
+    assert len(summary["length_buckets"]) >= 2
+    for example in all_examples(out):
+        assert feature(example, "length_bucket") in summary["length_buckets"]

@@ -120,6 +120,38 @@ def test_pushed_model_carries_tf_serving_warmup_requests_that_replay(first_run):
     assert counts == {"serving_default": 2, "explain": 2, "classify": 2}
 
 
+def test_pushed_model_leads_back_to_its_data_code_and_config_on_its_own(first_run):
+    """Only the pushed directory is read: no MLMD, no pipeline home."""
+    import hashlib
+
+    from imdb_sentiment.components import model_card
+
+    _, _, record = first_run
+    extra = Path(record["pushed_model"]) / "assets.extra"
+    lineage = json.loads((extra / "lineage.json").read_text())
+    assert lineage["data"]["sha256"] == hashlib.sha256(real_data_path().read_bytes()).hexdigest()
+    assert lineage["data"]["splits"]["train"]["reviews"] > 0
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True)
+    if head.returncode == 0:  # a checkout (CI clones one)
+        assert lineage["code"]["commit"] == head.stdout.strip()
+    smoke = json.loads(profile_config("smoke").to_json())
+    assert lineage["config"]["trainer"] == smoke["trainer"] and lineage["config"]["profile"] == "smoke"
+    assert lineage["training"]["epochs"] and lineage["training"]["device"]["cpu"]
+    assert lineage["evaluation"]["accuracy"]["eval"]["candidate"]["value"] == (
+        record["accuracy"]["eval"]["candidate"]["value"])
+    assert any(k.startswith("length_bucket=") for k in lineage["evaluation"]["metrics"]["eval"])
+    assert lineage["run"]["mlmd_artifact_ids"]["model"] > 0
+    card = json.loads((extra / "model_card.json").read_text())
+    assert card["schema_version"] == model_card.SCHEMA_VERSION
+    assert "<table>" in (extra / "model_card.html").read_text()
+    described = subprocess.run([sys.executable, "-m", "imdb_sentiment.pipeline.cli", "describe",
+                                "--model", str(Path(record["pushed_model"]).parent)],
+                               capture_output=True, text=True, timeout=300)
+    assert described.returncode == 0, described.stderr
+    assert lineage["data"]["sha256"] in described.stdout and "accuracy on eval" in described.stdout
+
+
 def test_explain_and_classify_agree_with_serving_default(first_run):
     _, _, record = first_run
     model = tf.saved_model.load(record["pushed_model"])

@@ -6,6 +6,7 @@ executor is called as TFX calls it.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -85,6 +86,9 @@ def test_first_run_with_nothing_served_relies_on_the_evaluator(tmp_path):
     assert blessing.get_int_custom_property("blessed") == 1
     assert "no served model" in blessing.get_string_custom_property("reason")
     assert (Path(blessing.uri) / "BLESSED").exists()
+    # The model card for the Pusher, with the gate's own verdict in it.
+    lineage = json.loads((Path(blessing.uri) / "model_card" / "lineage.json").read_text())
+    assert lineage["gate"]["blessed"] is True and "no served model" in lineage["gate"]["reason"]
 
 
 def test_a_model_worse_than_the_served_one_is_refused(tmp_path):

@@ -6,6 +6,9 @@ RATING = "rating"
 REVIEW_ID = "review_id"
 #: The split a review was written to (train, eval, report, test): TFMA slices by it.
 DATA_SPLIT = "data_split"
+#: The review's length class, e.g. "q2: 126-210 words": quartiles of the train
+#: split's word counts, fixed at ingestion. TFMA slices by it.
+LENGTH_BUCKET = "length_bucket"
 
 #: Transformed feature: right-padded token ids, 0 = padding.
 TOKEN_IDS = "token_ids"

@@ -7,6 +7,7 @@ be used (and benchmarked) outside a pipeline.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from . import features
 from .embeddings import ppmi_svd_embeddings
 from .model import build_model, compile_model
 from .signatures import export_serving_model
+from .warmup import ASSETS_EXTRA
 
 HISTORY_FILE = "training_history.json"
 
@@ -72,6 +74,21 @@ def make_dataset(file_pattern: Any, feature_spec: Dict[str, Any], hparams: Train
         tf.cast(tf.reshape(example[features.LABEL], []), tf.float32))).cache()
     count = int(examples.reduce(0, lambda total, _: total + 1).numpy())
     return batch_by_length(examples, count, hparams, training), count
+
+
+def device_description() -> Dict[str, Any]:
+    """What the model trained on: the GPUs TensorFlow saw, else the CPU."""
+    gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+            for gpu in tf.config.list_physical_devices("GPU")]
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next((line.split(":", 1)[1].strip() for line in handle
+                        if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"gpus": gpus, "cpu": cpu, "cpu_cores": os.cpu_count(),
+            "tensorflow": tf.__version__}
 
 
 def distribution_strategy() -> tf.distribute.Strategy:
@@ -181,6 +198,10 @@ def run_fn(fn_args) -> None:
     model, history = train(hparams, train_dataset, eval_dataset, train_examples, vocabulary_size,
                            log_dir=fn_args.model_run_dir)
     export_serving_model(model, tft_output, hparams, vocabulary_size, fn_args.serving_model_dir)
-    history.update(eval_examples=eval_examples, vocabulary_size=vocabulary_size)
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as handle:
-        handle.write(json.dumps(history, indent=2))
+    history.update(eval_examples=eval_examples, vocabulary_size=vocabulary_size,
+                   device=device_description(), hparams=dataclasses.asdict(hparams))
+    # Once beside the run's TensorBoard logs, once inside the model (it travels with every push).
+    for directory in (fn_args.model_run_dir, os.path.join(fn_args.serving_model_dir, ASSETS_EXTRA)):
+        tf.io.gfile.makedirs(directory)
+        with tf.io.gfile.GFile(os.path.join(directory, HISTORY_FILE), "w") as handle:
+            handle.write(json.dumps(history, indent=2))
