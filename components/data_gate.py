@@ -33,6 +33,7 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
 from . import text_profile
+from .text_profile import TextLimits
 from .imdb_data import DataError
 
 ANOMALIES_FILE = "SchemaDiff.pb"
@@ -79,15 +80,6 @@ def split_texts(examples_uri: str, split: str, feature: str) -> List[str]:
         values = example.features.feature[feature].bytes_list.value
         texts.append(values[0].decode("utf-8", errors="replace") if values else "")
     return texts
-
-
-@dataclasses.dataclass(frozen=True)
-class TextLimits:
-    """Thresholds of the text checks (see `pipeline.config.ValidationConfig`)."""
-
-    max_empty_fraction: float
-    max_length_drift: float
-    max_vocabulary_drift: float
 
 
 def text_problems(profiles: Dict[str, text_profile.TextProfile],

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Tuple
 
+from imdb_sentiment.components.text_profile import TextLimits
 from imdb_sentiment.components.imdb_data import SplitRule
 from imdb_sentiment.trainer.hparams import BaselineConfig, TrainerConfig
 
@@ -56,19 +57,12 @@ class IngestionConfig:
 
 
 @dataclass(frozen=True)
-class ValidationConfig:
-    """What DataGate tolerates in the text before it stops a run (see components/text_profile.py)."""
+class ValidationConfig(TextLimits):
+    """What DataGate tolerates in the text before it stops a run (see components/text_profile.py).
 
-    #: Largest share of empty reviews in any split.
-    max_empty_fraction: float = 0.01
-    #: Largest Jensen-Shannon divergence (0-1) of the review-length distribution:
-    #: train split vs the reference profile, eval vs train. Measured on the IMDB
-    #: training data: 0.0005 (eval vs train), 0.002 (a 4% sample vs reference);
-    #: cutting every review in half gives 0.21.
-    max_length_drift: float = 0.1
-    #: Same for the distribution of the 500 most frequent words (rest pooled):
-    #: 0.002 and 0.004 on IMDB as above; reviews reversed character by character 0.44.
-    max_vocabulary_drift: float = 0.1
+    The limits themselves are `components.data_gate.TextLimits`'s fields.
+    """
+
     #: Reference profile the train split is compared with ("" skips that
     #: comparison). Read when the pipeline is built; its content, not the
     #: path, goes into the pipeline (and the compiled Kubeflow spec).

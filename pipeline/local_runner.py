@@ -323,6 +323,42 @@ def sqlite_connection_config(path: Path):
     return tfx.orchestration.metadata.sqlite_metadata_connection_config(str(path))
 
 
+def build_run_record(reader: Any, config: PipelineConfig, *, started_ms: int, seconds: float,
+                     error: Optional[BaseException], log_path: Path, running_node: Optional[str],
+                     component_seconds: Dict[str, float]) -> Dict[str, Any]:
+    """The run record (`last_run.json`), from what MLMD (`reader`) says about this run.
+
+    `running_node` is the component that was running when the run stopped: if
+    MLMD has no execution for it, it failed before registering one.
+    """
+    from . import run_summary
+    from .pipeline import COMPONENT_IDS
+
+    components: List[Dict[str, Any]] = []
+    for node_id in COMPONENT_IDS:
+        state = run_summary.execution_state(reader, node_id, started_ms)
+        if state is None and node_id == running_node:
+            state = "failed"
+        components.append({"component": node_id, "status": state or "not run",
+                           "seconds": component_seconds.get(node_id)})
+    record: Dict[str, Any] = {
+        "profile": config.profile,
+        "succeeded": error is None,
+        "error": None if error is None else f"{type(error).__name__}: {error}",
+        "seconds": round(seconds, 1),
+        "log_file": str(log_path),
+        "components": components,
+    }
+    try:
+        record.update(run_summary.model_summary(reader, started_ms))
+    except Exception as summary_error:  # noqa: BLE001 - never lose the record
+        logging.error("Could not summarise the run: %s", traceback.format_exc())
+        record["summary_error"] = str(summary_error)
+    record["config"] = json.loads(config.to_json())
+    record["machine"] = machine_description()
+    return record
+
+
 def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
                  log_path: Path) -> Dict[str, Any]:
     """Runs the pipeline and returns the run record (also written to last_run.json).
@@ -360,29 +396,10 @@ def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
     finally:
         logging.getLogger().removeHandler(progress)
 
-    reader = run_summary.MetadataReader(connection, config.pipeline_name)
-    components: List[Dict[str, Any]] = []
-    for node_id in COMPONENT_IDS:
-        state = run_summary.execution_state(reader, node_id, started_ms)
-        if state is None and node_id == progress.current:
-            state = "failed"
-        components.append({"component": node_id, "status": state or "not run",
-                           "seconds": progress.seconds.get(node_id)})
-    record: Dict[str, Any] = {
-        "profile": config.profile,
-        "succeeded": error is None,
-        "error": None if error is None else f"{type(error).__name__}: {error}",
-        "seconds": round(time.perf_counter() - started, 1),
-        "log_file": str(log_path),
-        "components": components,
-    }
-    try:
-        record.update(run_summary.model_summary(reader, started_ms))
-    except Exception as summary_error:  # noqa: BLE001 - never lose the record
-        logging.error("Could not summarise the run: %s", traceback.format_exc())
-        record["summary_error"] = str(summary_error)
-    record["config"] = json.loads(config.to_json())
-    record["machine"] = machine_description()
+    record = build_run_record(
+        run_summary.MetadataReader(connection, config.pipeline_name), config,
+        started_ms=started_ms, seconds=time.perf_counter() - started, error=error,
+        log_path=log_path, running_node=progress.current, component_seconds=progress.seconds)
     atomic_write_text(layout.last_run, json.dumps(record, indent=2))
     if error is not None:
         raise error

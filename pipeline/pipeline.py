@@ -137,9 +137,7 @@ def create_pipeline(
     data_gate = DataGate(examples=examples, anomalies=example_validator.outputs["anomalies"],
                          statistics=statistics_gen.outputs["statistics"], label=features.LABEL,
                          text_feature=features.TEXT, reference_profile=reference_profile,
-                         limits=TextLimits(max_empty_fraction=validation.max_empty_fraction,
-                                           max_length_drift=validation.max_length_drift,
-                                           max_vocabulary_drift=validation.max_vocabulary_drift))
+                         limits=TextLimits.of(validation))
 
     transform = tfx.components.Transform(
         examples=examples, schema=schema, preprocessing_fn=PREPROCESSING_FN,

@@ -40,3 +40,30 @@ def test_the_summary_shows_both_models_by_length_on_the_report_split():
     assert lines[1].split() == ["q1:", "1-120", "words", "600", "0.9100", "0.9200"]
     assert lines[2].split()[-2:] == ["0.8800", "-"]  # no baseline figure: said, not invented
     assert slice_table(record, "test", "length_bucket") == []
+
+
+class _EmptyMetadata:
+    """MLMD as it is when a run stops before any component registered an execution."""
+
+    def latest_execution(self, node_id, since_ms=0):
+        return None
+
+    def output(self, node_id, key, since_ms=0):
+        return None
+
+
+def test_the_run_record_marks_the_running_component_failed_and_keeps_the_config(tmp_path):
+    from imdb_sentiment.pipeline import config as config_lib
+    from imdb_sentiment.pipeline.local_runner import build_run_record
+
+    record = build_run_record(
+        _EmptyMetadata(), config_lib.profile_config("smoke"), started_ms=0, seconds=12.34,
+        error=OSError("disk full"), log_path=tmp_path / "run.log", running_node="Transform",
+        component_seconds={"ImdbExampleGen": 3.0})
+    status = {c["component"]: c["status"] for c in record["components"]}
+    assert status["Transform"] == "failed" and status["Trainer"] == "not run"
+    assert record["components"][0] == {"component": "ImdbExampleGen", "status": "not run", "seconds": 3.0}
+    assert record["succeeded"] is False and record["error"] == "OSError: disk full"
+    assert record["seconds"] == 12.3 and record["config"]["profile"] == "smoke"
+    assert record["pushed_model"] is None and record["blessed"] is None
+    assert record["machine"]["cores"] >= 1

@@ -29,10 +29,14 @@ LSTM_LAYER = "bilstm"
 PERTURBATION_LAYER = "embedding_perturbation"
 
 
+def review_lengths(token_ids: tf.Tensor) -> tf.Tensor:
+    """Real (non-padding) tokens per review: [batch] → int32, or a scalar for one review."""
+    return tf.reduce_sum(tf.cast(tf.not_equal(token_ids, features.PAD_ID), tf.int32), axis=-1)
+
+
 def trimmed_length(token_ids: tf.Tensor) -> tf.Tensor:
     """Steps a batch keeps after trimming: its longest review (at least 1)."""
-    lengths = tf.reduce_sum(tf.cast(tf.not_equal(token_ids, features.PAD_ID), tf.int32), axis=1)
-    return tf.maximum(tf.reduce_max(lengths), 1)
+    return tf.maximum(tf.reduce_max(review_lengths(token_ids)), 1)
 
 
 @keras.utils.register_keras_serializable(package="imdb_sentiment")

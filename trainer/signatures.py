@@ -34,7 +34,7 @@ from tensorflow.python.saved_model import fingerprinting_utils
 from .hparams import TrainerConfig
 from . import features, preprocessing
 from .folded_bilstm import FoldedNetwork
-from .model import build_model, explainer_model
+from .model import build_model, explainer_model, review_lengths
 from .warmup import write_warmup_requests
 
 SERVING_SIGNATURE = "serving_default"
@@ -139,8 +139,7 @@ def predict_by_length(probability_of_ids: Callable[[tf.Tensor], tf.Tensor], toke
     is trimmed (by the network) to its own longest review; results are put
     back in request order. `probability_of_ids`: token ids → P(positive) [batch].
     """
-    lengths = tf.reduce_sum(tf.cast(tf.not_equal(token_ids, features.PAD_ID), tf.int32), axis=1)
-    order = tf.argsort(lengths, stable=True)
+    order = tf.argsort(review_lengths(token_ids), stable=True)
     ordered_ids = tf.gather(token_ids, order)
     size = tf.shape(token_ids)[0]
     chunks = (size + chunk_size - 1) // chunk_size

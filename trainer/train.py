@@ -22,7 +22,7 @@ import tf_keras as keras
 from .hparams import TrainerConfig
 from . import features
 from .embeddings import ppmi_svd_embeddings
-from .model import build_model, compile_model
+from .model import build_model, compile_model, review_lengths
 from .signatures import export_serving_model
 from .warmup import ASSETS_EXTRA
 
@@ -48,8 +48,7 @@ def batch_by_length(examples: tf.data.Dataset, count: int, hparams: TrainerConfi
                                     reshuffle_each_iteration=True)
     boundaries = bucket_boundaries(hparams.max_sequence_length, hparams.bucket_count)
     examples = examples.bucket_by_sequence_length(
-        element_length_func=lambda ids, _: tf.reduce_sum(
-            tf.cast(tf.not_equal(ids, features.PAD_ID), tf.int32)),
+        element_length_func=lambda ids, _: review_lengths(ids),
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[hparams.batch_size] * (len(boundaries) + 1))
     return examples.prefetch(tf.data.AUTOTUNE)
