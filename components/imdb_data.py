@@ -175,6 +175,33 @@ def _urls_key(name: str) -> Optional[str]:
     return f"{match.group(1)}/{match.group(2)}" if match else None
 
 
+def has_test_reviews(data: str) -> Optional[bool]:
+    """Whether `data` holds labelled reviews under `test/`; None when that cannot be known here.
+
+    The official download has them; a local folder or archive is looked at
+    (an archive is listed, not extracted: a few seconds); remote data is not.
+    """
+    if not data:
+        return True
+    if re.match(r"^[a-z][a-z0-9+.-]*://", data):
+        return None
+    path = Path(data).expanduser()
+    if path.is_dir():
+        try:
+            root = _dataset_root(path)
+        except DataError:
+            return False
+        return any((root / "test" / label).is_dir() for label in LABELS)
+    if not path.is_file():
+        return None
+    try:
+        with tarfile.open(path, "r|*") as archive:
+            return any(member.isfile() and re.search(r"(^|/)test/(pos|neg)/[^/]+\.txt$", member.name)
+                       for member in archive)
+    except (tarfile.TarError, OSError, EOFError):
+        return None  # ImdbExampleGen reports a broken archive with a clear error
+
+
 def _iter_tarball(path: Path, report: ReadReport) -> Iterator[object]:
     """Streams reviews out of a (gzipped) tarball without extracting it.
 

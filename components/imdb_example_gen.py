@@ -115,7 +115,8 @@ def write_split_files(output_uri: str, splits: Dict[str, List[imdb_data.Review]]
 
 
 def write_splits(output_uri: str, data: str, cache_dir: str, rule: imdb_data.SplitRule,
-                 sample_percent: int, max_skip_fraction: float) -> Dict[str, Any]:
+                 sample_percent: int, max_skip_fraction: float,
+                 require_test: bool = False) -> Dict[str, Any]:
     """Reads the dataset and writes its splits; returns the ingestion report.
 
     The report is also written as JSON next to the splits. Records of a split
@@ -134,6 +135,10 @@ def write_splits(output_uri: str, data: str, cache_dir: str, rule: imdb_data.Spl
         raise imdb_data.DataError(f"{source}: no labelled reviews under train/ (found only "
                                   "test/); training needs train/pos and train/neg")
     splits = assign_splits(reviews, rule, sample_percent)
+    if require_test and "test" not in splits:
+        raise imdb_data.DataError(
+            f"{source}: evaluation.test_split is on but there are no reviews under test/ "
+            "(set it to auto or off)")
     wanted = ["train", "eval"] + (["report"] if rule.report_percent else [])
     if any(split not in splits for split in wanted):
         raise imdb_data.DataError(
@@ -173,6 +178,7 @@ class Executor(base_executor.BaseExecutor):
                 group_by_movie=bool(exec_properties["group_by_movie"])),
             sample_percent=exec_properties["sample_percent"],
             max_skip_fraction=exec_properties["max_skip_fraction"],
+            require_test=bool(exec_properties.get("require_test") or 0),
         )
         examples.split_names = artifact_utils.encode_split_names(sorted(summary["splits"]))
         examples.span = 0
@@ -195,6 +201,8 @@ class ImdbExampleGenSpec(types.ComponentSpec):
         "max_skip_fraction": ExecutionParameter(type=float),
         # Changes when the local data changes, so the cache is not stale.
         "data_fingerprint": ExecutionParameter(type=str),
+        # 1: the Evaluator will read the test split, so the data must have one.
+        "require_test": ExecutionParameter(type=int, optional=True),
     }
     INPUTS: Dict[str, ChannelParameter] = {}
     OUTPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
@@ -208,7 +216,7 @@ class ImdbExampleGen(base_component.BaseComponent):
 
     def __init__(self, data: str, cache_dir: str, rule: imdb_data.SplitRule,
                  sample_percent: int = 100, max_skip_fraction: float = 0.01,
-                 data_fingerprint: str = ""):
+                 data_fingerprint: str = "", require_test: bool = False):
         if not 0 < sample_percent <= 100:
             raise ValueError(f"sample_percent must be in (0, 100], got {sample_percent}")
         spec = ImdbExampleGenSpec(
@@ -216,6 +224,7 @@ class ImdbExampleGen(base_component.BaseComponent):
             report_percent=rule.report_percent, group_by_movie=int(rule.group_by_movie),
             sample_percent=sample_percent, split_salt=rule.salt,
             max_skip_fraction=max_skip_fraction, data_fingerprint=data_fingerprint,
+            require_test=int(require_test),
             examples=types.Channel(type=standard_artifacts.Examples))
         super().__init__(spec=spec)
 

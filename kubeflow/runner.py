@@ -66,13 +66,15 @@ class KubeflowTarget:
     trainer_memory_gb: float = 16.0
     node_selector: Dict[str, str] = dataclasses.field(default_factory=dict)
     tolerations: List[Dict[str, str]] = dataclasses.field(default_factory=list)
+    #: `--set SECTION.NAME=VALUE` overrides of the pipeline config, as for local runs.
+    config_overrides: Sequence[str] = ()
 
 
 def kubeflow_config(profile: str, target: KubeflowTarget):
     """The pipeline config with every location on the cluster."""
-    from imdb_sentiment.pipeline.config import profile_config
+    from imdb_sentiment.pipeline.config import profile_config, with_overrides
 
-    return profile_config(
+    return with_overrides(profile_config(
         profile,
         data=target.data,
         pipeline_root=target.pipeline_root,
@@ -80,7 +82,7 @@ def kubeflow_config(profile: str, target: KubeflowTarget):
         download_cache_dir="/tmp/imdb-sentiment-cache",
         schema_dir=f"{IMAGE_PROJECT_DIR}/pipeline/schema",
         beam_pipeline_args=tuple(target.beam_pipeline_args),
-    )
+    ), target.config_overrides)
 
 
 def build_pipeline(profile: str, target: KubeflowTarget, for_vertex: bool = False):
@@ -382,6 +384,9 @@ def _toleration(text: str) -> Dict[str, str]:
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
     parser.add_argument("--profile", default="full", choices=("smoke", "quick", "full"))
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.NAME=VALUE",
+                        help="override one config value, as for local runs, e.g. "
+                             "evaluation.test_split=on (repeatable)")
     parser.add_argument("--image", default=env("IMDB_IMAGE"), help="container image of every step")
     parser.add_argument("--pipeline-root", default=env("IMDB_PIPELINE_ROOT"),
                         help="artifact root on object storage, e.g. gs://bucket/tfx")
@@ -425,7 +430,7 @@ def target_from_args(args: argparse.Namespace) -> KubeflowTarget:
         gpu_type=args.gpu_type, vertex_accelerator=args.vertex_accelerator,
         gpu_count=args.gpu_count, trainer_cpu=args.trainer_cpu,
         trainer_memory_gb=args.trainer_memory_gb, node_selector=_key_values(args.node_selector),
-        tolerations=[_toleration(t) for t in args.toleration])
+        tolerations=[_toleration(t) for t in args.toleration], config_overrides=tuple(args.set))
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,6 @@ Exit status (stable, for scripts):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import signal
@@ -23,7 +22,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from imdb_sentiment.trainer import features
-from imdb_sentiment.trainer.hparams import parse_value
 
 from . import config as config_lib
 from .local_runner import CPU_THREAD_MODES
@@ -84,31 +82,6 @@ def _error(message: str) -> None:
     sys.stderr.write(f"imdb-pipeline: error: {message}\n")
 
 
-#: The PipelineConfig sections `--set` can reach: its nested dataclasses.
-CONFIG_SECTIONS = tuple(name for name, value in vars(config_lib.PipelineConfig()).items()
-                        if dataclasses.is_dataclass(value))
-
-
-def _parse_overrides(pairs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
-    """`--set trainer.epochs=3` style overrides, typed by the dataclass field."""
-    overrides: Dict[str, Dict[str, Any]] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot or section not in CONFIG_SECTIONS:
-            raise ValueError(f"--set expects SECTION.NAME=VALUE with SECTION in "
-                             f"{', '.join(CONFIG_SECTIONS)}; got {pair!r}")
-        default = getattr(config_lib.PipelineConfig(), section)
-        if name not in {f.name for f in dataclasses.fields(default)}:
-            raise ValueError(f"--set: {section} has no field {name!r}")
-        try:
-            value = parse_value(getattr(default, name), raw)
-        except ValueError as error:
-            raise ValueError(f"--set {key}: {error}") from None
-        overrides.setdefault(section, {})[name] = value
-    return overrides
-
-
 def build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
     """Profile, then environment, then flags: the one config of this run."""
     config = config_lib.profile_config(args.profile)
@@ -117,9 +90,7 @@ def build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
                                "local_cpu_threads": args.cpu_threads}
     if args.beam_arg:
         changes["beam_pipeline_args"] = tuple(args.beam_arg)
-    for section, values in _parse_overrides(args.set or []).items():
-        changes[section] = dataclasses.replace(getattr(config, section), **values)
-    return config.replace(**changes)
+    return config_lib.with_overrides(config.replace(**changes), args.set or ())
 
 
 def _number(value: Any) -> str:
@@ -343,17 +314,28 @@ def command_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: What `explain --out` writes, chosen by the file's extension.
+EXPLAIN_FORMATS = (".html", ".htm", ".png")
+
+
 def command_explain(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from . import explain as explain_lib
     from . import serving_client
 
+    out = Path(args.out)
+    if out.suffix.lower() not in EXPLAIN_FORMATS:
+        _error(f"--out {out}: write a {' or '.join(EXPLAIN_FORMATS)} file "
+               f"(the format follows the extension)")
+        return EXIT_BAD_INPUT
+    if not out.parent.is_dir():
+        _error(f"--out {out}: no directory {out.parent}")
+        return EXIT_BAD_INPUT
     loaded = _reviews_and_model(args)
     if loaded is None:
         return EXIT_BAD_INPUT
     reviews, model = loaded
     explanations = serving_client.explain(model, reviews)
-    out = Path(args.out)
     if out.suffix.lower() == ".png":
         explain_lib.write_png(explanations, out)
     else:
@@ -426,7 +408,8 @@ def make_parser() -> argparse.ArgumentParser:
         if name == "predict":
             sub.add_argument("--json", action="store_true", help="one JSON object per line")
         else:
-            sub.add_argument("--out", required=True, help="output file: .html page or .png image")
+            sub.add_argument("--out", required=True,
+                             help="output file: .html page or .png image (by extension)")
         sub.set_defaults(handler=handler)
     describe = commands.add_parser(
         "describe", help="print a pushed model's card: data checksum, commit, config, metrics")
@@ -449,7 +432,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if argv and argv[0] in KUBEFLOW_COMMANDS:
         return command_kubeflow(argv)
     args = make_parser().parse_args(argv)
-    if args.command in ("predict", "explain"):
+    if args.command in ("predict", "explain", "describe"):
         # Before TensorFlow loads: its C++ log lines would bury the answer.
         _quiet_tensorflow(cpp_log_level="3")
     return args.handler(args)

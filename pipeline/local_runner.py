@@ -189,6 +189,16 @@ class HomeLayout:
         return self.home / LAST_RUN_FILE
 
 
+def resolve_test_split(config: PipelineConfig) -> PipelineConfig:
+    """`evaluation.test_split="auto"` becomes on or off, by looking at the data."""
+    if config.evaluation.test_split != "auto":
+        return config
+    from imdb_sentiment.components.imdb_data import has_test_reviews
+
+    mode = "on" if has_test_reviews(config.data) else "off"
+    return config.replace(evaluation=dataclasses.replace(config.evaluation, test_split=mode))
+
+
 def configure_for_home(config: PipelineConfig, home: Path) -> PipelineConfig:
     """The config with every location under `home`."""
     layout = HomeLayout(home)
@@ -375,7 +385,7 @@ def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
     from .pipeline import COMPONENT_IDS, create_pipeline
 
     layout = HomeLayout(home)
-    config = configure_for_home(config, home)
+    config = resolve_test_split(configure_for_home(config, home))
     connection = sqlite_connection_config(layout.metadata_path)
     served = newest_version(config.model_serving_dir)
     pipeline = create_pipeline(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
@@ -35,8 +35,9 @@ BASELINE_SOURCES = ("__init__.py", "features.py", "hparams.py", "linear_baseline
 SCHEMA_FILE = "schema.pbtxt"
 #: TFMA's names for the two models it compares.
 CANDIDATE, BASELINE = "candidate", "linear_baseline"
-#: The splits the Evaluator scores: `eval` gates, `report` is only reported.
-GATED_SPLIT, REPORTED_SPLITS = "eval", ("report",)
+#: The splits the Evaluator scores: `eval` gates, `report` (and `test`, when
+#: evaluated) are only reported.
+GATED_SPLIT, REPORTED_SPLITS, TEST_SPLIT = "eval", ("report",), "test"
 
 #: Thresholds of the confusion matrices TFMA reports (0.5 is the served decision).
 CONFUSION_THRESHOLDS = (0.25, 0.5, 0.75)
@@ -45,6 +46,16 @@ CONFUSION_THRESHOLDS = (0.25, 0.5, 0.75)
 COMPONENT_IDS = ("ImdbExampleGen", "SchemaGen", "StatisticsGen", "ExampleValidator", "DataGate",
                  "Transform", "Trainer", "BaselineTrainer", "Evaluator", "ServedModelGate",
                  "Pusher")
+
+
+def evaluated_splits(config: PipelineConfig) -> Tuple[str, ...]:
+    """`eval`, `report`, and `test` when `evaluation.test_split` is "on".
+
+    "auto" counts as off here: each runner resolves it first, as only the
+    runner knows whether it can see the data (`local_runner.resolve_test_split`).
+    """
+    test = (TEST_SPLIT,) if config.evaluation.test_split == "on" else ()
+    return (GATED_SPLIT, *REPORTED_SPLITS, *test)
 
 
 def _split_slice(split: str, *more: str) -> tfma.SlicingSpec:
@@ -68,7 +79,7 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
         change_threshold=tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
             absolute={"value": evaluation.min_margin_over_baseline}))
-    splits = (GATED_SPLIT, *REPORTED_SPLITS)
+    splits = evaluated_splits(config)
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(name=CANDIDATE, signature_name="serving_default",
@@ -119,6 +130,7 @@ def create_pipeline(
         data=config.data, cache_dir=config.download_cache_dir,
         rule=config.ingestion.split_rule(),
         sample_percent=config.ingestion.sample_percent,
+        require_test=TEST_SPLIT in evaluated_splits(config),
         data_fingerprint=data_fingerprint)
     examples = example_gen.outputs["examples"]
 
@@ -168,14 +180,14 @@ def create_pipeline(
     evaluator = tfx.components.Evaluator(
         examples=examples, model=trainer.outputs["model"],
         baseline_model=baseline_trainer.outputs["model"],
-        eval_config=eval_config(config), example_splits=[GATED_SPLIT, *REPORTED_SPLITS])
+        eval_config=eval_config(config), example_splits=list(evaluated_splits(config)))
 
     served_model_gate = ServedModelGate(
         model=trainer.outputs["model"], evaluator_blessing=evaluator.outputs["blessing"],
         examples=examples, evaluation=evaluator.outputs["evaluation"],
         serving_dir=config.model_serving_dir, split=GATED_SPLIT,
         max_accuracy_drop=config.evaluation.max_accuracy_drop, served_version=served_version,
-        pipeline_config=config.to_json(), model_name=config.model_name)
+        pipeline_config=config.to_record_json(), model_name=config.model_name)
 
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"], model_blessing=served_model_gate.outputs["blessing"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -60,13 +61,36 @@ def test_the_default_split_rule_is_the_ingestion_default():
 
 
 def test_set_overrides_are_typed_by_the_field_and_refuse_what_they_cannot_read():
-    from imdb_sentiment.pipeline.cli import _parse_overrides
     from imdb_sentiment.trainer.hparams import parse_value
 
-    assert _parse_overrides(["trainer.max_pool=off", "trainer.epochs=2", "trainer.learning_rate=1e-3"]) == {
+    pairs = ["trainer.max_pool=off", "trainer.epochs=2", "trainer.learning_rate=1e-3"]
+    assert config_lib.parse_overrides(pairs) == {
         "trainer": {"max_pool": False, "epochs": 2, "learning_rate": 1e-3}}
     assert parse_value(True, "YES") is True and parse_value(False, "0") is False
     with pytest.raises(ValueError, match="trainer.max_pool"):
-        _parse_overrides(["trainer.max_pool=maybe"])  # not silently False
+        config_lib.parse_overrides(["trainer.max_pool=maybe"])  # not silently False
     with pytest.raises(ValueError, match="no field"):
-        _parse_overrides(["trainer.no_such_field=1"])
+        config_lib.parse_overrides(["trainer.no_such_field=1"])
+
+
+def test_the_test_split_is_evaluated_when_on_and_auto_follows_the_data(tmp_path):
+    from conftest import make_members, write_archive
+    from imdb_sentiment.pipeline.local_runner import resolve_test_split
+
+    def config(mode: str, data: str = "") -> config_lib.PipelineConfig:
+        base = config_lib.profile_config("smoke")
+        return base.replace(data=data, evaluation=dataclasses.replace(base.evaluation, test_split=mode))
+
+    assert pipeline_lib.evaluated_splits(config("off")) == ("eval", "report")
+    assert pipeline_lib.evaluated_splits(config("auto")) == ("eval", "report")  # unresolved: off
+    on = config("on")
+    assert pipeline_lib.evaluated_splits(on) == ("eval", "report", "test")
+    sliced = {spec.feature_values["data_split"] for spec in pipeline_lib.eval_config(on).slicing_specs}
+    assert sliced == {"eval", "report", "test"}
+    with_test = write_archive(tmp_path / "t.tar.gz", make_members(test_split=True))
+    without = write_archive(tmp_path / "n.tar.gz", make_members())
+    assert resolve_test_split(config("auto", str(with_test))).evaluation.test_split == "on"
+    assert resolve_test_split(config("auto", str(without))).evaluation.test_split == "off"
+    assert resolve_test_split(config("off", str(with_test))).evaluation.test_split == "off"
+    with pytest.raises(ValueError, match="test_split"):
+        config_lib.EvaluationConfig(test_split="maybe")

@@ -236,3 +236,20 @@ def test_length_classes_are_the_train_splits_quartiles_and_every_example_has_one
     assert len(summary["length_buckets"]) >= 2
     for example in all_examples(out):
         assert feature(example, "length_bucket") in summary["length_buckets"]
+
+
+def test_whether_the_data_has_a_test_split_is_seen_without_extracting(tmp_path, small_archive):
+    with_test = write_archive(tmp_path / "full.tar.gz", make_members(test_split=True))
+    assert imdb_data.has_test_reviews(str(with_test)) is True
+    assert imdb_data.has_test_reviews(str(small_archive)) is False
+    with tarfile.open(with_test) as handle:
+        handle.extractall(tmp_path / "extracted")
+    assert imdb_data.has_test_reviews(str(tmp_path / "extracted")) is True
+    assert imdb_data.has_test_reviews("") is True  # the official download has test/
+    assert imdb_data.has_test_reviews("gs://bucket/aclImdb.tar.gz") is None  # cannot know here
+    out, summary = write(tmp_path / "out", with_test)
+    assert "test" in summary["splits"]
+    with pytest.raises(imdb_data.DataError, match="test_split is on but there are no reviews under test/"):
+        write_splits(str(tmp_path / "out2"), str(small_archive), str(tmp_path / "cache"),
+                     rule=imdb_data.SplitRule(eval_percent=20, report_percent=20), sample_percent=100,
+                     max_skip_fraction=0.01, require_test=True)

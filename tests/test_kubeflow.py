@@ -397,3 +397,20 @@ def test_dockerfile_runs_as_non_root_from_the_tfx_base_image():
     assert users and users[-1] not in ("root", "0")
     assert "--constraint constraints.txt" in dockerfile
     assert runner.IMAGE_PROJECT_DIR in dockerfile
+
+
+def test_compile_takes_config_overrides_like_a_local_run(tmp_path):
+    path = tmp_path / "pipeline.yaml"
+    assert runner.main(["compile", "--output", str(path), *TARGET_ARGS,
+                        "--set", "evaluation.test_split=on", "--set", "trainer.epochs=2"]) == 0
+    tasks = list(yaml.safe_load_all(path.read_text()))[0]["root"]["dag"]["tasks"]
+
+    def constant(task: str, name: str):
+        return tasks[task]["inputs"]["parameters"][name]["runtimeValue"]["constant"]
+
+    recorded = json.loads(constant("ServedModelGate", "pipeline_config"))
+    assert recorded["evaluation"]["test_split"] == "on" and recorded["trainer"]["epochs"] == 2
+    assert json.loads(constant("Evaluator", "example_splits")) == ["eval", "report", "test"]
+    assert constant("ImdbExampleGen", "require_test") == 1
+    assert runner.main(["compile", "--output", str(path), *TARGET_ARGS,
+                        "--set", "trainer.no_such_field=1"]) != 0

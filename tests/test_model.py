@@ -92,6 +92,19 @@ def test_mixed_precision_policy_follows_the_devices():
         keras.mixed_precision.set_global_policy("float32")
 
 
+def test_auto_precision_uses_float16_when_a_gpu_is_visible(monkeypatch):
+    """The GPU branch, by configuration: TensorFlow is told a GPU is there."""
+    gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
+    real = tf.config.list_physical_devices
+    monkeypatch.setattr(train.tf.config, "list_physical_devices",
+                        lambda kind=None: [gpu] if kind == "GPU" else real(kind))
+    try:
+        assert train.configure_precision(TrainerConfig(mixed_precision="auto")) == "mixed_float16"
+        assert train.configure_precision(TrainerConfig(mixed_precision="off")) == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def test_distribution_strategy_is_default_on_one_device():
     assert not isinstance(train.distribution_strategy(), tf.distribute.MirroredStrategy)
 
