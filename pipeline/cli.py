@@ -174,8 +174,6 @@ def _print_summary(record: Dict[str, Any], terminal) -> None:
 
 def command_run(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
-    from imdb_sentiment.components.imdb_data import DataError
-
     from .local_runner import (HomeLayout, RunLockedError, check_free_space, configure_cpu_threads,
                                environment_problem, home_lock, output_to_log, run_pipeline)
 
@@ -194,6 +192,7 @@ def command_run(args: argparse.Namespace) -> int:
     if config.data and "://" not in config.data:
         config = config.replace(data=str(Path(config.data).expanduser().resolve()))
     signal.signal(signal.SIGTERM, _raise_terminated)
+    failure: Optional[BaseException] = None
     try:
         with home_lock(home):
             check_free_space(home, config)
@@ -205,10 +204,11 @@ def command_run(args: argparse.Namespace) -> int:
             with output_to_log(log_path) as terminal:
                 try:
                     record = run_pipeline(config, home, terminal, log_path)
-                except BaseException as error:  # noqa: BLE001
+                except BaseException as error:  # noqa: BLE001 - every failure gets one line and a code
                     _print_failed_run(layout.last_run, log_path, terminal)
-                    raise _Failed(error) from error
-                _print_summary(record, terminal)
+                    failure = error
+                else:
+                    _print_summary(record, terminal)
     except RunLockedError as error:
         _error(str(error))
         return EXIT_LOCKED
@@ -218,22 +218,8 @@ def command_run(args: argparse.Namespace) -> int:
             raise
         _error(problem)
         return EXIT_ENVIRONMENT
-    except _Failed as failed:
-        problem = environment_problem(failed.error, home)
-        if problem is not None:
-            _error(f"{problem}\n  (traceback in {log_path})" if log_path.exists() else problem)
-            return EXIT_ENVIRONMENT
-        error = _root_cause(failed.error, DataError)
-        if isinstance(error, DataError):
-            _error(f"bad input data: {error}")
-            return EXIT_BAD_INPUT
-        if isinstance(failed.error, KeyboardInterrupt):
-            how = "terminated" if isinstance(failed.error, Terminated) else "interrupted"
-            _error(f"{how}; run the same command again to resume (completed components are cached)")
-            return EXIT_TERMINATED if isinstance(failed.error, Terminated) else EXIT_INTERRUPTED
-        _error(f"{type(failed.error).__name__}: {first_line(failed.error)}\n"
-               f"  (traceback in {log_path})")
-        return EXIT_FAILURE
+    if failure is not None:
+        return _report_failure(failure, home, log_path)
     if not record.get("pushed_model"):
         _error(f"the model was not blessed, nothing was pushed: {record.get('blessing_reason')}")
         return EXIT_NOT_BLESSED
@@ -255,10 +241,26 @@ def _print_failed_run(last_run: Path, log_path: Path, terminal) -> None:
     terminal.flush()
 
 
-class _Failed(Exception):
-    def __init__(self, error: BaseException):
-        super().__init__(str(error))
-        self.error = error
+def _report_failure(error: BaseException, home: Path, log_path: Path) -> int:
+    """One line on why a run failed, and its exit code (docs/operations.md)."""
+    from imdb_sentiment.components.imdb_data import DataError
+
+    from .local_runner import environment_problem
+
+    problem = environment_problem(error, home)
+    if problem is not None:
+        _error(f"{problem}\n  (traceback in {log_path})" if log_path.exists() else problem)
+        return EXIT_ENVIRONMENT
+    data_error = _root_cause(error, DataError)
+    if isinstance(data_error, DataError):
+        _error(f"bad input data: {data_error}")
+        return EXIT_BAD_INPUT
+    if isinstance(error, KeyboardInterrupt):
+        how = "terminated" if isinstance(error, Terminated) else "interrupted"
+        _error(f"{how}; run the same command again to resume (completed components are cached)")
+        return EXIT_TERMINATED if isinstance(error, Terminated) else EXIT_INTERRUPTED
+    _error(f"{type(error).__name__}: {first_line(error)}\n  (traceback in {log_path})")
+    return EXIT_FAILURE
 
 
 def _root_cause(error: BaseException, wanted: type) -> BaseException:

@@ -67,3 +67,32 @@ def test_the_run_record_marks_the_running_component_failed_and_keeps_the_config(
     assert record["seconds"] == 12.3 and record["config"]["profile"] == "smoke"
     assert record["pushed_model"] is None and record["blessed"] is None
     assert record["machine"]["cores"] >= 1
+
+
+def test_a_failed_run_maps_to_one_line_and_its_exit_code(tmp_path, capsys):
+    import errno
+
+    from imdb_sentiment.components.imdb_data import DataError
+    from imdb_sentiment.pipeline import cli
+
+    log = tmp_path / "run.log"
+    wrapped = RuntimeError("component failed")
+    wrapped.__cause__ = DataError("archive.tar.gz: no train/")
+    cases = [(wrapped, cli.EXIT_BAD_INPUT, "bad input data: archive.tar.gz: no train/"),
+             (cli.Terminated(), cli.EXIT_TERMINATED, "terminated; run the same command again"),
+             (KeyboardInterrupt(), cli.EXIT_INTERRUPTED, "interrupted"),
+             (OSError(errno.ENOSPC, "No space left on device"), cli.EXIT_ENVIRONMENT, "disk"),
+             (ValueError("a bug\nsecond line"), cli.EXIT_FAILURE, "ValueError: a bug")]
+    for error, code, message in cases:
+        assert cli._report_failure(error, tmp_path, log) == code
+        err = capsys.readouterr().err
+        assert message in err and "second line" not in err, err
+
+
+def test_explain_refuses_an_output_format_it_cannot_write_before_loading_anything(tmp_path):
+    from imdb_sentiment.pipeline import cli
+
+    assert cli.main(["explain", "--model", str(tmp_path / "none"), "--out", str(tmp_path / "a.pdf"),
+                     "good"]) == cli.EXIT_BAD_INPUT
+    assert cli.main(["explain", "--model", str(tmp_path / "none"),
+                     "--out", str(tmp_path / "missing" / "a.html"), "good"]) == cli.EXIT_BAD_INPUT
