@@ -28,7 +28,7 @@ import urllib.parse
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 #: Checksums of the official archive (published by several dataset loaders).
@@ -268,22 +268,14 @@ def _dataset_root(directory: Path) -> Path:
     raise DataError(f"{directory}: no train/ folder (expected {directory}/aclImdb/train/pos, ...)")
 
 
-def file_checksums(path: Path) -> Dict[str, str]:
-    hashes = {name: hashlib.new(name) for name in OFFICIAL_CHECKSUMS}
+def file_checksums(path: Path, algorithms: Sequence[str] = tuple(OFFICIAL_CHECKSUMS)) -> Dict[str, str]:
+    """Hex digests of the file, one pass for all `algorithms` (hashlib names)."""
+    hashes = {name: hashlib.new(name) for name in algorithms}
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             for digest in hashes.values():
                 digest.update(block)
     return {name: digest.hexdigest() for name, digest in hashes.items()}
-
-
-def sha256_of(path: Path) -> str:
-    """The file's SHA-256, recorded in every pushed model's lineage."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(url: str, cache_dir: Path, expected: Optional[Dict[str, str]] = None) -> Path:

@@ -147,7 +147,7 @@ def write_splits(output_uri: str, data: str, cache_dir: str, rule: imdb_data.Spl
     boundaries = length_boundaries(splits["train"])
     summary = {
         "source": os.path.basename(str(source)),
-        "sha256": imdb_data.sha256_of(source) if source.is_file() else None,
+        "sha256": imdb_data.file_checksums(source, ("sha256",))["sha256"] if source.is_file() else None,
         "split_rule": dataclasses.asdict(rule),
         "grouped_by": "movie" if rule.group_by_movie and report.with_movie else "review",
         "splits": write_split_files(output_uri, splits, SHARDS, boundaries),

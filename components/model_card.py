@@ -41,9 +41,9 @@ HTML_FILE = "model_card.html"
 CARD_FILES = (LINEAGE_FILE, CARD_FILE, HTML_FILE)
 #: Where in its blessing artifact ServedModelGate leaves the card files for the Pusher.
 CARD_DIR = "model_card"
-ASSETS_EXTRA = "assets.extra"
+ASSETS_EXTRA = features.ASSETS_EXTRA
 #: The trainer's record inside the model (trainer/train.py writes it).
-TRAINING_FILE = "training_history.json"
+TRAINING_FILE = features.TRAINING_HISTORY_FILE
 SCHEMA_VERSION = "0.0.2"
 #: Set in a container image, which has no .git, to the commit it was built from.
 COMMIT_ENV = "IMDB_SOURCE_COMMIT"

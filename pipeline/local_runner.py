@@ -15,7 +15,6 @@ import fcntl
 import json
 import logging
 import os
-import platform
 import re
 import shutil
 import sys
@@ -315,15 +314,11 @@ def output_to_log(log_path: Path) -> Iterator[TextIO]:
 
 def machine_description() -> Dict[str, Any]:
     """The CPU model, core count and visible GPUs: results depend on them."""
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     import tensorflow as tf
 
-    return {"cpu": cpu, "cores": os.cpu_count(),
+    from imdb_sentiment.trainer.train import cpu_model_name
+
+    return {"cpu": cpu_model_name(), "cores": os.cpu_count(),
             "gpus": [gpu.name for gpu in tf.config.list_physical_devices("GPU")]}
 
 

@@ -20,6 +20,12 @@ NGRAM_IDS = "ngram_ids"
 NGRAM_WEIGHTS = "ngram_weights"
 NGRAM_VOCABULARY = "ngrams"
 
+#: Folder of a SavedModel that TF Serving ignores: warm-up requests, the
+#: training record and the model card travel there.
+ASSETS_EXTRA = "assets.extra"
+#: Both trainers' record of their epochs (beside the run's logs, and in the model).
+TRAINING_HISTORY_FILE = "training_history.json"
+
 PAD_ID = 0
 #: Token substituted for a review with no tokens, so no row is all padding.
 EMPTY_TOKEN = "<empty>"

@@ -26,7 +26,7 @@ from . import features
 from .hparams import BaselineConfig
 from .signatures import SERVING_SIGNATURE, examples_spec, finalize_saved_model
 
-HISTORY_FILE = "training_history.json"
+HISTORY_FILE = features.TRAINING_HISTORY_FILE
 
 
 def ngram_table_size(tft_output: tft.TFTransformOutput) -> int:

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import os
+import platform
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -24,9 +25,8 @@ from . import features
 from .embeddings import ppmi_svd_embeddings
 from .model import build_model, compile_model, review_lengths
 from .signatures import export_serving_model
-from .warmup import ASSETS_EXTRA
 
-HISTORY_FILE = "training_history.json"
+HISTORY_FILE = features.TRAINING_HISTORY_FILE
 
 
 def bucket_boundaries(max_length: int, buckets: int) -> List[int]:
@@ -75,18 +75,23 @@ def make_dataset(file_pattern: Any, feature_spec: Dict[str, Any], hparams: Train
     return batch_by_length(examples, count, hparams, training), count
 
 
-def device_description() -> Dict[str, Any]:
-    """What the model trained on: the GPUs TensorFlow saw, else the CPU."""
-    gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
-            for gpu in tf.config.list_physical_devices("GPU")]
-    cpu = "unknown"
+def cpu_model_name() -> str:
+    """The CPU's model name (Linux), or the platform's processor string."""
     try:
         with open("/proc/cpuinfo") as handle:
-            cpu = next((line.split(":", 1)[1].strip() for line in handle
-                        if line.startswith("model name")), cpu)
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return {"gpus": gpus, "cpu": cpu, "cpu_cores": os.cpu_count(),
+    return platform.processor() or "unknown"
+
+
+def device_description() -> Dict[str, Any]:
+    """What the model trained on: the GPUs TensorFlow saw, and the CPU."""
+    gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+            for gpu in tf.config.list_physical_devices("GPU")]
+    return {"gpus": gpus, "cpu": cpu_model_name(), "cpu_cores": os.cpu_count(),
             "tensorflow": tf.__version__}
 
 
@@ -200,7 +205,7 @@ def run_fn(fn_args) -> None:
     history.update(eval_examples=eval_examples, vocabulary_size=vocabulary_size,
                    device=device_description(), hparams=dataclasses.asdict(hparams))
     # Once beside the run's TensorBoard logs, once inside the model (it travels with every push).
-    for directory in (fn_args.model_run_dir, os.path.join(fn_args.serving_model_dir, ASSETS_EXTRA)):
+    for directory in (fn_args.model_run_dir, os.path.join(fn_args.serving_model_dir, features.ASSETS_EXTRA)):
         tf.io.gfile.makedirs(directory)
         with tf.io.gfile.GFile(os.path.join(directory, HISTORY_FILE), "w") as handle:
             handle.write(json.dumps(history, indent=2))

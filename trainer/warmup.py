@@ -26,7 +26,7 @@ from . import features
 
 #: tensorflow_serving/servables/tensorflow/saved_model_warmup_util.h: kRequestsFileName.
 WARMUP_FILE = "tf_serving_warmup_requests"
-ASSETS_EXTRA = "assets.extra"
+ASSETS_EXTRA = features.ASSETS_EXTRA
 #: saved_model_warmup_util.h: kMaxNumRecords.
 MAX_RECORDS = 1000
 
