@@ -61,7 +61,7 @@ def notebook_model(vocabulary_size: int) -> keras.Model:
 
 
 class TimeToTarget(keras.callbacks.Callback):
-    """Evaluates every `every` batches; times training only."""
+    """Evaluates every `every` batches (at each epoch's end when 0); times training only."""
 
     def __init__(self, eval_data: tf.data.Dataset, every: int, target: float):
         super().__init__()
@@ -81,7 +81,11 @@ class TimeToTarget(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(loss) and not self.diverged:
             self.diverged = f"loss became {loss} after {self.batches} batches"
             self.model.stop_training = True
-        if self.batches % self.every == 0:
+        if self.every and self.batches % self.every == 0:
+            self._evaluate()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.every:
             self._evaluate()
 
     def _evaluate(self):
@@ -99,7 +103,7 @@ class TimeToTarget(keras.callbacks.Callback):
 
 
 def run_variant(name: str, overrides: Dict[str, Any], train_split, eval_split, args) -> Dict[str, Any]:
-    keras.utils.set_random_seed(args.seed)
+    keras.utils.set_random_seed(overrides.get("seed", args.seed))  # `project:seed=N` varies all
     train_tokens, train_labels = train_split
     eval_tokens, eval_labels = eval_split
     if name == "notebook":
@@ -135,11 +139,12 @@ def run_variant(name: str, overrides: Dict[str, Any], train_split, eval_split, a
         batch_size, epochs = hparams.batch_size, hparams.epochs
         config = dataclasses.asdict(hparams)
     batches_per_epoch = -(-len(x_train) // batch_size)
-    every = max(1, int(batches_per_epoch * args.eval_every))
+    # Length buckets make more batches than this estimate: 0 evaluates at epoch ends exactly.
+    every = max(1, int(batches_per_epoch * args.eval_every)) if args.eval_every else 0
     timer = TimeToTarget(eval_data, every, args.target)
     timer.train_seconds = setup_seconds
     print(f"== {name}: {len(x_train)} train / {len(x_eval)} eval reviews, {epochs} epochs, "
-          f"eval every {every} batches", flush=True)
+          f"eval every {every or 'epoch'} batches", flush=True)
     model.fit(train_data, epochs=epochs, callbacks=[timer], verbose=0)
     examples = timer.batches * batch_size
     best = max(timer.history, key=lambda p: p["eval_accuracy"]) if timer.history else {}
@@ -171,7 +176,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--variants", default="notebook;project",
                         help="';'-separated: notebook, project, project:field=value,...")
     parser.add_argument("--target", type=float, default=0.85)
-    parser.add_argument("--eval-every", type=float, default=0.25, help="fraction of an epoch")
+    parser.add_argument("--eval-every", type=float, default=0.25,
+                        help="fraction of an epoch; 0 evaluates at each epoch's end")
     parser.add_argument("--notebook-epochs", type=int, default=NOTEBOOK["epochs"])
     parser.add_argument("--sample-percent", type=int, default=100)
     parser.add_argument("--seed", type=int, default=42)

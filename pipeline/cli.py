@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -209,6 +210,8 @@ def command_run(args: argparse.Namespace) -> int:
                     failure = error
                 else:
                     _print_summary(record, terminal)
+                if not isinstance(failure, KeyboardInterrupt) and layout.last_run.exists():
+                    _write_run_report(home, terminal)
     except RunLockedError as error:
         _error(str(error))
         return EXIT_LOCKED
@@ -224,6 +227,22 @@ def command_run(args: argparse.Namespace) -> int:
         _error(f"the model was not blessed, nothing was pushed: {record.get('blessing_reason')}")
         return EXIT_NOT_BLESSED
     return EXIT_OK
+
+
+def _write_run_report(home: Path, terminal) -> None:
+    """The run's HTML report; a report that cannot be written never fails the run."""
+    from .run_report import write_report
+
+    terminal.write("  writing the run report ...\n")
+    terminal.flush()
+    try:
+        page = write_report(home)
+    except Exception as error:  # noqa: BLE001 - the run's own outcome stands
+        logging.exception("Run report failed")
+        terminal.write(f"  report: not written ({first_line(error)}; see the log)\n")
+    else:
+        terminal.write(f"  report: {page}\n")
+    terminal.flush()
 
 
 def _print_failed_run(last_run: Path, log_path: Path, terminal) -> None:
@@ -376,6 +395,21 @@ def command_describe(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_report(args: argparse.Namespace) -> int:
+    """Rebuilds <home>/report/index.html from what the home's last run left."""
+    _quiet_tensorflow()
+    from .run_report import write_report
+
+    home = Path(args.home).expanduser()
+    try:
+        page = write_report(home)
+    except FileNotFoundError as error:
+        _error(str(error))
+        return EXIT_BAD_INPUT
+    print(f"wrote {page}")
+    return EXIT_OK
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imdb-pipeline", description=__doc__,
@@ -418,6 +452,10 @@ def make_parser() -> argparse.ArgumentParser:
     describe.add_argument("--model", required=True,
                           help="a pushed version directory, or the serving dir (newest version)")
     describe.set_defaults(handler=command_describe)
+    report = commands.add_parser(
+        "report", help="rebuild a run's HTML report (<home>/report/index.html)")
+    report.add_argument("--home", default="pipeline_home", help="the pipeline home of the run")
+    report.set_defaults(handler=command_report)
     for name, help_text in (("compile", "write the Kubeflow Pipelines spec (.yaml KFP, .json Vertex)"),
                             ("submit", "compile, upload and start a run on Kubeflow Pipelines"),
                             ("schedule", "create or update a recurring run on Kubeflow Pipelines")):
@@ -434,7 +472,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if argv and argv[0] in KUBEFLOW_COMMANDS:
         return command_kubeflow(argv)
     args = make_parser().parse_args(argv)
-    if args.command in ("predict", "explain", "describe"):
+    if args.command in ("predict", "explain", "describe", "report"):
         # Before TensorFlow loads: its C++ log lines would bury the answer.
         _quiet_tensorflow(cpp_log_level="3")
     return args.handler(args)

@@ -108,6 +108,8 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
             # The confusion matrix at 0.5, and precision/recall around it.
             tfma.MetricConfig(class_name="ConfusionMatrixAtThresholds",
                               config='"thresholds": %s' % list(CONFUSION_THRESHOLDS)),
+            # The precision-recall curve the run report draws.
+            tfma.MetricConfig(class_name="ConfusionMatrixPlot", config='"num_thresholds": 100'),
         ], model_names=[CANDIDATE, BASELINE])])
 
 

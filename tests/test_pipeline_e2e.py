@@ -1,7 +1,10 @@
 """The whole pipeline, run for real by the CLI on a ~4% sample of the real reviews.
 
-One run (module fixture) is shared by the assertions; two more runs against
-the same home check the cache and the not-blessed path. Signatures are
+The archive is the real training archive with one review in ten moved to an
+official-layout `test/` folder, so the test split's evaluation runs too (on
+reviews no model trained on). One run (module fixture) is shared by the
+assertions; two more runs against the same home check the cache and the
+not-blessed path. Signatures are
 checked with TensorFlow's own loader and `saved_model_cli`: TF Serving
 itself cannot be installed on these machines, so no model server is started.
 """
@@ -10,9 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
+from typing import Dict
 
 import numpy as np
 import pytest
@@ -28,14 +34,32 @@ REVIEWS = ["An absolutely brilliant film, I loved it.", "The worst movie ever ma
            "", "   ", "x", "<br /><br />", "素晴らしい映画 🎬🍿", "word " * 20000]
 
 
+_REVIEW_RE = re.compile(r"^aclImdb/train/(pos|neg)/(\d+)_\d+\.txt$")
+_data: Dict[str, Path] = {}
+
+
+def archive_with_test_split(source: Path, out: Path) -> Path:
+    """`source` with every tenth training review moved under `test/`, as the official layout."""
+    with tarfile.open(source, "r:gz") as reader, tarfile.open(out, "w:gz") as writer:
+        for member in reader:
+            match = _REVIEW_RE.match(member.name)
+            data = reader.extractfile(member) if member.isfile() else None
+            if match and int(match.group(2)) % 10 == 0:
+                member.name = member.name.replace("aclImdb/train/", "aclImdb/test/", 1)
+            writer.addfile(member, data)
+    return out
+
+
 def run_cli(home: Path, *extra: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "imdb_sentiment.pipeline.cli", "run", "--profile", "smoke",
-               "--data", str(real_data_path()), "--home", str(home), *extra]
+               "--data", str(_data["archive"]), "--home", str(home), *extra]
     return subprocess.run(command, capture_output=True, text=True, timeout=1800)
 
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
+    _data["archive"] = archive_with_test_split(
+        real_data_path(), tmp_path_factory.mktemp("data") / "aclImdb_train_and_test.tar.gz")
     home = tmp_path_factory.mktemp("pipeline_home")
     result = run_cli(home)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -55,13 +79,14 @@ def test_every_component_completed_and_the_summary_says_so(first_run):
         record["log_file"]).read_text()
     assert record["blessed"] is True and "passed" in record["blessing_reason"]
     assert "no served model" in record["blessing_reason"]  # first run: nothing served yet
-    for split in ("eval", "report"):  # both models, each split on its own
+    for split in ("eval", "report", "test"):  # both models, each split on its own
         for metrics in (record["metrics"], record["baseline_metrics"]):
             overall = metrics[split]["overall"]
             assert overall["example_count"] > 50
             for metric in ("binary_accuracy", "auc", "precision", "recall"):
                 assert 0.0 <= overall[metric] <= 1.0
             assert any(name.startswith("rating=") for name in metrics[split])
+            assert any(name.startswith("length_bucket=q4") for name in metrics[split])
         accuracy = record["accuracy"][split]
         assert accuracy["reviews"] == record["ingestion"]["splits"][split]["reviews"]
         assert accuracy["difference"]["value"] == pytest.approx(
@@ -71,6 +96,8 @@ def test_every_component_completed_and_the_summary_says_so(first_run):
     assert record["metrics"]["eval"]["overall"]["example_count"] != record["metrics"]["report"][
         "overall"]["example_count"]  # not one mixed evaluation
     assert "report (decides nothing)" in result.stdout  # the summary table names each split's role
+    assert "test (decides nothing)" in result.stdout  # auto: the archive has test/
+    assert record["config"]["evaluation"]["test_split"] == "on"
     assert record["baseline_training"]["best_epoch"]["val_accuracy"] > 0.6  # n-grams learn fast
     assert record["ingestion"]["grouped_by"] == "movie"
     assert record["machine"]["cores"] >= 1 and record["machine"]["cpu"]
@@ -79,6 +106,35 @@ def test_every_component_completed_and_the_summary_says_so(first_run):
     assert checks["train"]["drift_from_reference"]["vocabulary_jsd"] < 0.1
     assert checks["eval"]["drift_from_train"]["length_jsd"] < 0.1
     assert record["training"]["epochs"]
+
+
+def test_the_run_report_shows_every_section_drawn_from_the_run(first_run):
+    from imdb_sentiment.pipeline import run_report
+
+    home, result, record = first_run
+    page_path = home / "report" / "index.html"
+    assert f"report: {page_path}" in result.stdout
+    page = page_path.read_text()
+    for anchor, title, _ in run_report.SECTIONS:
+        assert f'<section id="{anchor}">' in page and title in page
+    assert "Not available" not in page and "could not be drawn" not in page, page
+    images = re.findall(r"<img src=['\"]([^'\"]+)['\"]", page)
+    for name in ("training_curves.png", "evaluation_eval.png", "evaluation_test.png",
+                 "slices_test.png", "data_distributions.png", "component_seconds.png"):
+        assert name in images
+    for name in images:
+        image = page_path.parent / name
+        assert image.stat().st_size > 5000, name  # a drawn plot, not an empty file
+    mistakes = [name for name in images if name.startswith("mistake_")]
+    assert 1 <= len(mistakes) <= run_report.MISTAKES_SHOWN
+    # TFMA computed the curves the page draws, for both models and every split.
+    plots = run_report.read_plots(run_report.RunOutputs(home).uri("Evaluator", "evaluation"))
+    assert set(plots) == {"eval", "report", "test"}
+    for split in plots.values():
+        assert set(split) == {"candidate", "linear_baseline"}
+        assert all(len(kinds["pr_curve"]) > 10 and kinds["calibration"] for kinds in split.values())
+    # TFDV's own statistics view sits beside the page.
+    assert "facets-overview" in (page_path.parent / "statistics.html").read_text()
 
 
 def test_pushed_model_is_in_tf_serving_layout_and_scores_reviews(first_run):
@@ -130,7 +186,7 @@ def test_pushed_model_leads_back_to_its_data_code_and_config_on_its_own(first_ru
     _, _, record = first_run
     extra = Path(record["pushed_model"]) / "assets.extra"
     lineage = json.loads((extra / "lineage.json").read_text())
-    assert lineage["data"]["sha256"] == hashlib.sha256(real_data_path().read_bytes()).hexdigest()
+    assert lineage["data"]["sha256"] == hashlib.sha256(_data["archive"].read_bytes()).hexdigest()
     assert lineage["data"]["splits"]["train"]["reviews"] > 0
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parents[1],
                           capture_output=True, text=True)
