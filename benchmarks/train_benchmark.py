@@ -143,8 +143,9 @@ def run_variant(name: str, overrides: Dict[str, Any], train_split, eval_split, a
     every = max(1, int(batches_per_epoch * args.eval_every)) if args.eval_every else 0
     timer = TimeToTarget(eval_data, every, args.target)
     timer.train_seconds = setup_seconds
+    cadence = f"eval every {every} batches" if every else "eval at each epoch's end"
     print(f"== {name}: {len(x_train)} train / {len(x_eval)} eval reviews, {epochs} epochs, "
-          f"eval every {every or 'epoch'} batches", flush=True)
+          f"{cadence}", flush=True)
     model.fit(train_data, epochs=epochs, callbacks=[timer], verbose=0)
     examples = timer.batches * batch_size
     best = max(timer.history, key=lambda p: p["eval_accuracy"]) if timer.history else {}
