@@ -348,6 +348,7 @@ def build_run_record(reader: Any, config: PipelineConfig, *, started_ms: int, se
                            "seconds": component_seconds.get(node_id)})
     record: Dict[str, Any] = {
         "profile": config.profile,
+        "started_ms": started_ms,  # MLMD executions of this run were created after it
         "succeeded": error is None,
         "error": None if error is None else f"{type(error).__name__}: {error}",
         "seconds": round(seconds, 1),

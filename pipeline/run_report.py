@@ -70,7 +70,8 @@ class RunOutputs:
             name = (self.record.get("config") or {}).get("pipeline_name", "imdb_sentiment")
             self._reader = MetadataReader(
                 tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata)), name)
-        artifact = self._reader.output(node_id, key)
+        # Only this run's executions (cached ones included): never an older run's artifacts.
+        artifact = self._reader.output(node_id, key, since_ms=int(self.record.get("started_ms") or 0))
         return artifact.uri if artifact is not None and os.path.exists(artifact.uri) else None
 
 

@@ -136,3 +136,26 @@ def test_report_command_names_a_home_without_a_run(tmp_path):
                              "--home", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr
     assert "no last_run.json" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_page_reads_only_artifacts_of_the_run_it_describes(tmp_path, monkeypatch):
+    """A run that failed early must not show the previous run's model or plots as its own."""
+    from imdb_sentiment.pipeline import run_summary
+
+    asked = []
+
+    class Reader:
+        def __init__(self, connection, pipeline_name):
+            pass
+
+        def output(self, node_id, key, since_ms=0):
+            asked.append((node_id, since_ms))
+            return None
+
+    monkeypatch.setattr(run_summary, "MetadataReader", Reader)
+    record = dict(_record(), started_ms=1_700_000_000_000)
+    (tmp_path / "last_run.json").write_text(json.dumps(record))
+    (tmp_path / "metadata.sqlite").write_bytes(b"")
+    page = run_report.write_report(tmp_path).read_text()
+    assert asked and all(since == record["started_ms"] for _, since in asked)
+    assert "Not available: no TFMA evaluation in this home" in page
