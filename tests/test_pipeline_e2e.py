@@ -284,6 +284,9 @@ def test_second_run_reuses_the_cache_and_pushes_a_newer_version(first_run):
     assert int(Path(record["pushed_model"]).name) > int(Path(first["pushed_model"]).name)
     # The served model is the one the first run pushed: the same model, so no regression.
     assert "against the served model's" in record["blessing_reason"]
+    # The report of a run made of cached executions still finds every artifact of this run.
+    page = (home / "report" / "index.html").read_text()
+    assert "Not available" not in page and "could not be drawn" not in page
 
 
 def test_model_below_the_accuracy_floor_is_not_pushed(first_run):
