@@ -44,8 +44,11 @@ class RunOutputs:
     """The latest run's record and artifact locations, read from one pipeline home."""
 
     def __init__(self, home: Path):
+        from .local_runner import HomeLayout
+
         self.home = home
-        record_path = home / "last_run.json"
+        self.layout = HomeLayout(home)
+        record_path = self.layout.last_run
         if not record_path.exists():
             raise FileNotFoundError(f"{home}: no last_run.json (has a run been made with --home {home}?)")
         self.record: Dict[str, Any] = json.loads(record_path.read_text())
@@ -59,17 +62,14 @@ class RunOutputs:
         return self._uris[(node_id, key)]
 
     def _lookup(self, node_id: str, key: str) -> Optional[str]:
-        metadata = self.home / "metadata.sqlite"
-        if not metadata.exists():
+        if not self.layout.metadata_path.exists():
             return None
         if self._reader is None:
-            from tfx import v1 as tfx
-
+            from .local_runner import sqlite_connection_config
             from .run_summary import MetadataReader
 
             name = (self.record.get("config") or {}).get("pipeline_name", "imdb_sentiment")
-            self._reader = MetadataReader(
-                tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata)), name)
+            self._reader = MetadataReader(sqlite_connection_config(self.layout.metadata_path), name)
         # Only this run's executions (cached ones included): never an older run's artifacts.
         artifact = self._reader.output(node_id, key, since_ms=int(self.record.get("started_ms") or 0))
         return artifact.uri if artifact is not None and os.path.exists(artifact.uri) else None
@@ -513,14 +513,11 @@ def timings_section(outputs: RunOutputs, out_dir: Path) -> str:
 
 def read_split_reviews(examples_uri: str, split: str) -> List[Dict[str, Any]]:
     """The raw reviews of one split, as ImdbExampleGen wrote them."""
-    import tensorflow as tf
+    from imdb_sentiment.components.data_gate import split_examples
 
-    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
-    if not files:
-        raise Unavailable(f"no {split} examples under {examples_uri}")
     reviews = []
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
-        feature = tf.train.Example.FromString(record.numpy()).features.feature
+    for example in split_examples(examples_uri, split):
+        feature = example.features.feature
         reviews.append({
             "text": feature[features.TEXT].bytes_list.value[0].decode("utf-8", "replace"),
             "label": int(feature[features.LABEL].int64_list.value[0]),
@@ -529,6 +526,8 @@ def read_split_reviews(examples_uri: str, split: str) -> List[Dict[str, Any]]:
             "review_id": (feature[features.REVIEW_ID].bytes_list.value[0].decode()
                           if features.REVIEW_ID in feature else ""),
         })
+    if not reviews:
+        raise Unavailable(f"no {split} examples under {examples_uri}")
     return reviews
 
 
@@ -554,12 +553,12 @@ def mistakes_section(outputs: RunOutputs, out_dir: Path) -> str:
     mistakes = confident_mistakes(reviews, probabilities)
     if not mistakes:
         return "<p>The BiLSTM made no mistake on the eval split.</p>"
+    wrong = sum(int(p >= 0.5) != review["label"] for review, p in zip(reviews, probabilities))
     explanations = serving_client.explain(model, [review["text"] for review, _ in mistakes])
     parts = [f"<p>The {len(mistakes)} eval reviews the trained BiLSTM got wrong with the most "
-             f"confidence (of {sum(1 for _ in confident_mistakes(reviews, probabilities, 10**9))}"
-             f" mistakes in {len(reviews)} reviews), each with the attention that <code>imdb-pipeline "
-             f"explain</code> draws: tokens shaded by their weight, relative to the review's "
-             f"largest.</p>"]
+             f"confidence (of {wrong} mistakes in {len(reviews)} reviews), each with the "
+             f"attention that <code>imdb-pipeline explain</code> draws: tokens shaded by "
+             f"their weight, relative to the review's largest.</p>"]
     for index, ((review, probability), explanation) in enumerate(zip(mistakes, explanations), 1):
         name = f"mistake_{index}.png"
         explain_lib.write_png([explanation], out_dir / name)
