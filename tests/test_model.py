@@ -232,7 +232,7 @@ TOY = dict(vocab_size=50, embedding_dim=8, lstm_units=4, attention_units=4, max_
            epochs=3, early_stopping_patience=5, pretrain_embeddings=False)
 
 
-def _one_step_weights(epsilon: float, **overrides) -> list:
+def _one_step_weights(epsilon: float, start_iteration: int = 0, **overrides) -> list:
     """Weights after one training step from a fixed start, dropout off."""
     hparams = TrainerConfig(**{**TOY, "word_dropout": 0.0, "embedding_dropout": 0.0,
                                "head_dropout": 0.0, "adversarial_epsilon": epsilon, **overrides})
@@ -240,6 +240,7 @@ def _one_step_weights(epsilon: float, **overrides) -> list:
     model = build_model(hparams, 50)
     # A tiny epsilon keeps Adam's first step a pure function of the gradient signs.
     model.compile(optimizer=keras.optimizers.Adam(0.01, epsilon=1e-15), loss="binary_crossentropy")
+    model.optimizer.iterations.assign(start_iteration)
     model.fit(_toy_dataset().take(1), epochs=1, verbose=0)
     assert model.get_layer(PERTURBATION_LAYER).offset is None  # reset after the step
     return [w.copy() for w in model.get_weights()]
@@ -260,6 +261,19 @@ def test_adversarial_step_uses_the_perturbed_batch():
     # in gradients near zero moves a few by far less.
     assert largest_difference(negligible) < 1e-3
     assert largest_difference(perturbed) > 1e-2
+
+
+def test_adversarial_every_other_step_perturbs_even_steps_only():
+    def largest_difference(first, second):
+        return max(float(np.abs(a - b).max()) for a, b in zip(first, second))
+
+    # Step 0 (even) is adversarial: the same step as with every step perturbed.
+    assert largest_difference(_one_step_weights(0.5, adversarial_every=2),
+                              _one_step_weights(0.5)) < 1e-6
+    # Step 1 (odd) is a plain step: the perturbation does not enter it.
+    odd = _one_step_weights(0.5, start_iteration=1, adversarial_every=2)
+    assert largest_difference(odd, _one_step_weights(0.0, start_iteration=1)) < 1e-3
+    assert largest_difference(odd, _one_step_weights(0.5, start_iteration=1)) > 1e-2
 
 
 def test_adversarial_model_trains_under_mixed_precision_and_exports_a_plain_twin():

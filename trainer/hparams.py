@@ -63,6 +63,9 @@ class TrainerConfig:
     adversarial_epsilon: float = 0.05
     #: Weight of the perturbed batch's loss beside the clean loss.
     adversarial_weight: float = 1.0
+    #: Perturb every this many steps (1: every step); the steps between are
+    #: plain steps at half the cost.
+    adversarial_every: int = 1
     bucket_count: int = 8
     shuffle_buffer: int = 25000
     seed: int = 42
@@ -87,7 +90,7 @@ class TrainerConfig:
                f"not {self.mixed_precision!r}")
         for name in ("vocab_size", "max_sequence_length", "embedding_dim", "lstm_units",
                      "attention_units", "batch_size", "epochs", "ngram_order",
-                     "ngram_vocab_size", "serving_chunk_size", "bucket_count"):
+                     "ngram_vocab_size", "serving_chunk_size", "bucket_count", "adversarial_every"):
             _check(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
         _check(0 <= self.head_tokens < self.max_sequence_length,
                f"head_tokens must be in [0, max_sequence_length), got {self.head_tokens}")

@@ -118,8 +118,10 @@ class AdversarialClassifier(keras.Model):
     cost of a second forward and backward pass per step.
     """
 
-    def configure_adversary(self, epsilon: float, weight: float) -> None:
+    def configure_adversary(self, epsilon: float, weight: float, every: int = 1) -> None:
+        """`every` > 1 perturbs only every `every`-th step; the others are clean steps."""
         self.adversarial_epsilon, self.adversarial_weight = epsilon, weight
+        self.adversarial_every = every
 
     def _scaled(self, loss: tf.Tensor) -> tf.Tensor:
         """The loss to differentiate (scaled under mixed precision); call under the tape."""
@@ -135,10 +137,32 @@ class AdversarialClassifier(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        every = getattr(self, "adversarial_every", 1)
+        if every <= 1:
+            prediction = self._fit_batch(x, y, sample_weight, adversarial=True)
+        else:
+            # Slots must exist before the branches: no variable may be created inside a cond.
+            if not getattr(self.optimizer, "built", True):
+                self.optimizer.build(self.trainable_variables)
+            prediction = tf.cond(
+                tf.equal(self.optimizer.iterations % every, 0),
+                lambda: self._fit_batch(x, y, sample_weight, adversarial=True),
+                lambda: self._fit_batch(x, y, sample_weight, adversarial=False))
+        return self.compute_metrics(x, y, prediction, sample_weight)
+
+    def _fit_batch(self, x, y, sample_weight, adversarial: bool) -> tf.Tensor:
+        """One optimiser step on the batch, with or without its perturbed twin."""
         token_ids = x[features.TOKEN_IDS] if isinstance(x, dict) else x
         perturbation = self.get_layer(PERTURBATION_LAYER)
         embedding = self.get_layer("embedding")
         variables = self.trainable_variables
+        if not adversarial:
+            with tf.GradientTape() as tape:
+                prediction = self(x, training=True)
+                scaled_loss = self._scaled(self.compute_loss(x, y, prediction, sample_weight))
+            gradients = self._gradients(tape, scaled_loss, variables)
+            self.optimizer.apply_gradients(zip(gradients, variables))
+            return prediction
         origin = tf.zeros([tf.shape(token_ids)[0], trimmed_length(token_ids), embedding.output_dim],
                           dtype=embedding.compute_dtype)
         try:
@@ -166,7 +190,7 @@ class AdversarialClassifier(keras.Model):
         combined = [_add_gradients(g, a, self.adversarial_weight)
                     for g, a in zip(gradients, adversarial_gradients)]
         self.optimizer.apply_gradients(zip(combined, variables))
-        return self.compute_metrics(x, y, prediction, sample_weight)
+        return prediction
 
 
 @keras.utils.register_keras_serializable(package="imdb_sentiment")
@@ -242,7 +266,8 @@ def build_model(hparams: TrainerConfig, vocabulary_size: int) -> keras.Model:
                                      name="probability")(hidden)
     if hparams.adversarial_epsilon > 0:
         model = AdversarialClassifier(token_ids, probability, name="bilstm_attention")
-        model.configure_adversary(hparams.adversarial_epsilon, hparams.adversarial_weight)
+        model.configure_adversary(hparams.adversarial_epsilon, hparams.adversarial_weight,
+                                  hparams.adversarial_every)
         return model
     return keras.Model(token_ids, probability, name="bilstm_attention")
 
