@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -309,3 +311,29 @@ def test_warmup_records_are_tf_serving_prediction_logs_for_the_public_signatures
     batch = [log.predict_log.request.inputs["text"] for log in logs if log.HasField("predict_log")
              and log.predict_log.request.model_spec.signature_name == "explain"]
     assert sorted(len(tf.make_ndarray(t)) for t in batch) == [1, len(warmup.SAMPLE_REVIEWS)]
+
+
+def test_language_model_pretraining_learns_to_predict_neighbours_and_seeds_the_classifier():
+    from imdb_sentiment.trainer.language_model import copy_pretrained_layers, pretrain_language_model
+
+    # Each review counts up by one from a random start: the next and the
+    # previous word are fully predictable, which a random encoder cannot do.
+    rng = np.random.default_rng(0)
+    starts = rng.integers(1, 30, size=256)
+    lengths = rng.integers(4, 11, size=256)
+    rows = np.zeros((256, 10), np.int64)
+    for row, (start, length) in enumerate(zip(starts, lengths)):
+        rows[row, :length] = np.arange(start, start + length)
+    hparams = TrainerConfig(**{**TOY, "lstm_units": 16, "batch_size": 32,
+                               "pretrain_lm_learning_rate": 0.02})
+
+    keras.utils.set_random_seed(0)
+    encoder, losses = pretrain_language_model(
+        dataclasses.replace(hparams, pretrain_lm_epochs=8), 50, rows, num_sampled=8)
+    assert len(losses) == 8 and losses[-1] < 0.5 * losses[0]
+    classifier = build_model(hparams, 50)
+    copy_pretrained_layers(encoder, classifier)
+    for name in ("embedding", LSTM_LAYER):
+        for mine, theirs in zip(classifier.get_layer(name).get_weights(),
+                                encoder.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(mine, theirs)

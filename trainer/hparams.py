@@ -44,6 +44,10 @@ class TrainerConfig:
     pretrain_window: int = 5
     #: Norm of each pre-trained word vector (0.05 matches Keras' uniform init).
     pretrain_scale: float = 0.05
+    #: Epochs of language-model pre-training of the embedding and the BiLSTM
+    #: on the train split's text before the classifier is fitted (0: none).
+    pretrain_lm_epochs: int = 0
+    pretrain_lm_learning_rate: float = 2e-3
     # --- Optimisation ---
     batch_size: int = 64
     #: A full cosine schedule over 3 epochs fits the 15-minute budget of a
@@ -97,6 +101,8 @@ class TrainerConfig:
         for name in ("embedding_dropout", "word_dropout", "head_dropout", "warmup_fraction"):
             _check(0.0 <= getattr(self, name) < 1.0, f"{name} must be in [0, 1), got {getattr(self, name)}")
         _check(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
+        _check(self.pretrain_lm_epochs >= 0,
+               f"pretrain_lm_epochs must be >= 0, got {self.pretrain_lm_epochs}")
         _check(self.adversarial_epsilon >= 0,
                f"adversarial_epsilon must be >= 0, got {self.adversarial_epsilon}")
 

@@ -23,6 +23,7 @@ import tf_keras as keras
 from .hparams import TrainerConfig
 from . import features
 from .embeddings import ppmi_svd_embeddings
+from .language_model import copy_pretrained_layers, pretrain_language_model
 from .model import build_model, compile_model, review_lengths
 from .signatures import export_serving_model
 
@@ -141,24 +142,33 @@ def token_id_matrix(dataset: tf.data.Dataset) -> np.ndarray:
 
 def build_classifier(hparams: TrainerConfig, vocabulary_size: int, train_examples: int,
                      train_token_ids: Optional[np.ndarray] = None) -> keras.Model:
-    """The compiled classifier, its embeddings pre-trained on `train_token_ids`.
+    """The compiled classifier, its layers pre-trained on `train_token_ids`.
 
     Shared by `train` and the training benchmarks, so both start from the same
-    model. The rows are required when `hparams.pretrain_embeddings` is on.
+    model. The rows are required when `needs_train_rows(hparams)`.
     """
     steps_per_epoch = -(-train_examples // hparams.batch_size)
     with distribution_strategy().scope():
         model = build_model(hparams, vocabulary_size)
         compile_model(model, hparams, total_steps=steps_per_epoch * hparams.epochs)
+        if needs_train_rows(hparams) and train_token_ids is None:
+            raise ValueError("pre-training needs the train split's token ids")
+        vectors = None
         if hparams.pretrain_embeddings:
-            if train_token_ids is None:
-                raise ValueError("pretrain_embeddings needs the train split's token ids")
             vectors = ppmi_svd_embeddings(train_token_ids,
                                           features.vocabulary_input_dim(vocabulary_size),
                                           hparams.embedding_dim, hparams.pretrain_window,
                                           seed=hparams.seed, scale=hparams.pretrain_scale)
             model.get_layer("embedding").set_weights([vectors])
+        if hparams.pretrain_lm_epochs:
+            encoder, _ = pretrain_language_model(hparams, vocabulary_size, train_token_ids, vectors)
+            copy_pretrained_layers(encoder, model)
     return model
+
+
+def needs_train_rows(hparams: TrainerConfig) -> bool:
+    """Whether building the classifier reads the train split's token ids."""
+    return hparams.pretrain_embeddings or hparams.pretrain_lm_epochs > 0
 
 
 def train(hparams: TrainerConfig, train_dataset: tf.data.Dataset, eval_dataset: tf.data.Dataset,
@@ -168,7 +178,7 @@ def train(hparams: TrainerConfig, train_dataset: tf.data.Dataset, eval_dataset: 
     keras.utils.set_random_seed(hparams.seed)
     policy = configure_precision(hparams)
     start = time.perf_counter()
-    rows = token_id_matrix(train_dataset) if hparams.pretrain_embeddings else None
+    rows = token_id_matrix(train_dataset) if needs_train_rows(hparams) else None
     model = build_classifier(hparams, vocabulary_size, train_examples, rows)
     setup_seconds = round(time.perf_counter() - start, 1)
     progress = ProgressLogger(train_examples)
