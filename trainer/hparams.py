@@ -62,14 +62,14 @@ class TrainerConfig:
     early_stopping_patience: int = 3
     #: Adversarial training: each step also fits the batch with its embedded
     #: reviews moved by this fraction of their norm in the loss-increasing
-    #: direction (0 turns it off). It doubles the cost of a step; its gain is
-    #: measured in docs/benchmarks.md.
+    #: direction (0 turns it off). It doubles the cost of a perturbed step; its
+    #: gain is measured in docs/benchmarks.md.
     adversarial_epsilon: float = 0.05
     #: Weight of the perturbed batch's loss beside the clean loss.
     adversarial_weight: float = 1.0
     #: Perturb every this many steps (1: every step); the steps between are
-    #: plain steps at half the cost.
-    adversarial_every: int = 1
+    #: plain steps, which cost about half as much (docs/benchmarks.md).
+    adversarial_every: int = 2
     bucket_count: int = 8
     shuffle_buffer: int = 25000
     seed: int = 42
