@@ -338,3 +338,21 @@ def test_language_model_pretraining_learns_to_predict_neighbours_and_seeds_the_c
         for mine, theirs in zip(classifier.get_layer(name).get_weights(),
                                 encoder.get_layer(name).get_weights()):
             np.testing.assert_array_equal(mine, theirs)
+
+
+def test_the_exported_classifier_revives_from_layer_configs_alone(tmp_path):
+    # The export skips Keras' layer traces (`keras_traces=False`), so every
+    # layer must come back from its config with the same outputs.
+    from imdb_sentiment.trainer.signatures import float32_twin
+
+    hparams = TrainerConfig(**TOY)
+    trained = build_model(hparams, 50)
+    twin = float32_twin(trained, hparams, 50)
+    twin.save(str(tmp_path / "1"), save_format="tf", include_optimizer=False, save_traces=False)
+    revived = keras.models.load_model(str(tmp_path / "1"), compile=False)
+    assert (sorted(type(layer).__name__ for layer in revived.layers)
+            == sorted(type(layer).__name__ for layer in twin.layers))
+    rows = tf.constant([[3, 4, 5, 0], [6, 7, 8, 9]], tf.int64)
+    np.testing.assert_allclose(revived(rows).numpy(), twin(rows).numpy(), atol=1e-6)
+    _, attention = explainer_model(revived)(rows)
+    np.testing.assert_allclose(tf.reduce_sum(attention, axis=1).numpy(), 1.0, atol=1e-5)
