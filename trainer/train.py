@@ -192,6 +192,7 @@ def train(hparams: TrainerConfig, train_dataset: tf.data.Dataset, eval_dataset: 
         callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"))
     model.fit(train_dataset, validation_data=eval_dataset, epochs=hparams.epochs,
               callbacks=callbacks, verbose=0)
+    logging.info("Trainer: fit returned after %.1fs", time.perf_counter() - start)
     best = max(progress.epochs, key=lambda e: e.get("val_accuracy", 0.0)) if progress.epochs else {}
     history = {"policy": policy, "seconds": round(time.perf_counter() - start, 1),
                "setup_seconds": setup_seconds,
@@ -211,7 +212,9 @@ def run_fn(fn_args) -> None:
                  eval_examples, vocabulary_size, json.dumps(hparams.__dict__))
     model, history = train(hparams, train_dataset, eval_dataset, train_examples, vocabulary_size,
                            log_dir=fn_args.model_run_dir)
+    start = time.perf_counter()
     export_serving_model(model, tft_output, hparams, vocabulary_size, fn_args.serving_model_dir)
+    logging.info("Trainer: exported the serving model in %.1fs", time.perf_counter() - start)
     history.update(eval_examples=eval_examples, vocabulary_size=vocabulary_size,
                    device=device_description(), hparams=dataclasses.asdict(hparams))
     # Once beside the run's TensorBoard logs, once inside the model (it travels with every push).
