@@ -211,19 +211,24 @@ def finalize_saved_model(export_dir: str) -> int:
     return scrubbed
 
 
-def export_serving_model(trained: keras.Model, tft_output: tft.TFTransformOutput,
-                         hparams: TrainerConfig, vocabulary_size: int, export_dir: str,
-                         keras_traces: bool = False) -> None:
-    """Writes the SavedModel TF Serving, TFMA and `imdb-pipeline predict` load.
+def save_keras_model(model: keras.Model, export_dir: str,
+                     signatures: Dict[str, tf.types.experimental.ConcreteFunction]) -> None:
+    """Saves with Keras' traced call functions, which TFMA's loader needs.
 
-    Without `keras_traces` Keras stores each layer's config instead of
-    tracing its call functions: the signatures are the same, the save takes
-    seconds instead of half a minute, and `keras.models.load_model` still
-    revives the classifier (every custom layer is registered and has a config).
+    TFMA (0.47, `utils/model_util.py`) revives the model with
+    `tf.keras.models.load_model` in a Beam worker that never imported this
+    package, so its custom layers must come back from their traces, not
+    from their configs: `save_traces=False` would save half a minute and
+    break the Evaluator.
     """
-    model = float32_twin(trained, hparams, vocabulary_size)
-    signatures = build_signatures(model, tft_output, hparams)
     model.save(export_dir, save_format="tf", signatures=signatures, include_optimizer=False,
-               save_traces=keras_traces)
+               save_traces=True)
+
+
+def export_serving_model(trained: keras.Model, tft_output: tft.TFTransformOutput,
+                         hparams: TrainerConfig, vocabulary_size: int, export_dir: str) -> None:
+    """Writes the SavedModel TF Serving, TFMA and `imdb-pipeline predict` load."""
+    model = float32_twin(trained, hparams, vocabulary_size)
+    save_keras_model(model, export_dir, build_signatures(model, tft_output, hparams))
     finalize_saved_model(export_dir)
     write_warmup_requests(export_dir)
