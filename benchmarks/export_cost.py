@@ -23,13 +23,12 @@ from typing import Dict, List, Optional
 import common  # noqa: F401  (sets TF env before TensorFlow loads)
 import numpy as np
 import tensorflow as tf
-import tensorflow_transform as tft
 import tf_keras as keras
 
-from export_variants import latest
+from export_variants import load_trained_run
 from imdb_sentiment.pipeline import serving_client
 from imdb_sentiment.pipeline.config import profile_config
-from imdb_sentiment.trainer import features, signatures
+from imdb_sentiment.trainer import signatures
 from imdb_sentiment.trainer.warmup import write_warmup_requests
 
 SAMPLE = ["A moving, brilliant film with a superb cast.", "Dull, long and badly acted.",
@@ -66,12 +65,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
 
-    trained_dir = latest("tfx/Trainer/model/*/Format-Serving", args.home)
-    transform_dir = latest("tfx/Transform/transform_graph/*", args.home)
     hparams = profile_config(args.profile).trainer
-    trained = keras.models.load_model(str(trained_dir), compile=False)
-    tft_output = tft.TFTransformOutput(str(transform_dir))
-    vocabulary_size = tft_output.vocabulary_size_by_name(features.VOCABULARY)
+    trained, tft_output, vocabulary_size = load_trained_run(args.home, args.profile)
     sample = serving_client.serialize_reviews(SAMPLE)
 
     runs: Dict[bool, List[Dict[str, float]]] = {True: [], False: []}

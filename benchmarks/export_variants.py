@@ -18,7 +18,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import common  # noqa: F401  (sets TF env before TensorFlow loads)
 import numpy as np
@@ -42,6 +42,16 @@ def latest(pattern: str, home: Path) -> Path:
     return found[-1]
 
 
+def load_trained_run(home: Path, profile: str) -> Tuple[keras.Model, tft.TFTransformOutput, int]:
+    """A finished run's trained classifier, its Transform output and vocabulary size."""
+    trained_dir = latest("tfx/Trainer/model/*/Format-Serving", home)
+    transform_dir = latest("tfx/Transform/transform_graph/*", home)
+    print(f"weights: {trained_dir}\ntransform: {transform_dir}")
+    trained = keras.models.load_model(str(trained_dir), compile=False)
+    tft_output = tft.TFTransformOutput(str(transform_dir))
+    return trained, tft_output, tft_output.vocabulary_size_by_name(features.VOCABULARY)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,13 +61,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--data", type=Path, default=common.DEFAULT_DATA)
     args = parser.parse_args(argv)
 
-    trained_dir = latest("tfx/Trainer/model/*/Format-Serving", args.home)
-    transform_dir = latest("tfx/Transform/transform_graph/*", args.home)
     hparams = profile_config(args.profile).trainer
-    trained = keras.models.load_model(str(trained_dir), compile=False)
-    tft_output = tft.TFTransformOutput(str(transform_dir))
-    vocabulary_size = tft_output.vocabulary_size_by_name(features.VOCABULARY)
-    print(f"weights: {trained_dir}\ntransform: {transform_dir}")
+    trained, tft_output, vocabulary_size = load_trained_run(args.home, args.profile)
 
     probabilities = {}
     sample = serving_client.serialize_reviews(eval_reviews(args.data)[:512])
