@@ -115,7 +115,8 @@ class AdversarialClassifier(keras.Model):
     `epsilon` × its own embedding norm in that direction, and adds the loss
     on the perturbed batch (× `weight`) to the clean loss. It regularises
     the word vectors and the LSTM against small shifts in meaning, at the
-    cost of a second forward and backward pass per step.
+    cost of a second forward and backward pass per perturbed step; with
+    `every` > 1 the steps between are plain ones.
     """
 
     def configure_adversary(self, epsilon: float, weight: float, every: int = 1) -> None:
@@ -152,9 +153,6 @@ class AdversarialClassifier(keras.Model):
 
     def _fit_batch(self, x, y, sample_weight, adversarial: bool) -> tf.Tensor:
         """One optimiser step on the batch, with or without its perturbed twin."""
-        token_ids = x[features.TOKEN_IDS] if isinstance(x, dict) else x
-        perturbation = self.get_layer(PERTURBATION_LAYER)
-        embedding = self.get_layer("embedding")
         variables = self.trainable_variables
         if not adversarial:
             with tf.GradientTape() as tape:
@@ -163,6 +161,9 @@ class AdversarialClassifier(keras.Model):
             gradients = self._gradients(tape, scaled_loss, variables)
             self.optimizer.apply_gradients(zip(gradients, variables))
             return prediction
+        token_ids = x[features.TOKEN_IDS] if isinstance(x, dict) else x
+        perturbation = self.get_layer(PERTURBATION_LAYER)
+        embedding = self.get_layer("embedding")
         origin = tf.zeros([tf.shape(token_ids)[0], trimmed_length(token_ids), embedding.output_dim],
                           dtype=embedding.compute_dtype)
         try:
