@@ -117,6 +117,7 @@ def run_variant(name: str, overrides: Dict[str, Any], train_split, eval_split, a
         eval_data = tf.data.Dataset.from_tensor_slices((x_eval, eval_labels)).batch(256)
         config: Dict[str, Any] = dict(NOTEBOOK, epochs=epochs)
         setup_seconds = 0.0
+        recipe_callbacks = []
     else:
         hparams = dataclasses.replace(profile_config("full").trainer, **overrides)
         vocabulary = common.build_vocabulary(train_tokens, hparams.vocab_size, hparams.min_frequency)
@@ -138,6 +139,7 @@ def run_variant(name: str, overrides: Dict[str, Any], train_split, eval_split, a
         setup_seconds = time.perf_counter() - pretrain_start
         batch_size, epochs = hparams.batch_size, hparams.epochs
         config = dataclasses.asdict(hparams)
+        recipe_callbacks = train.epoch_callbacks(hparams)
     batches_per_epoch = -(-len(x_train) // batch_size)
     # Length buckets make more batches than this estimate: 0 evaluates at epoch ends exactly.
     every = max(1, int(batches_per_epoch * args.eval_every)) if args.eval_every else 0
@@ -146,7 +148,7 @@ def run_variant(name: str, overrides: Dict[str, Any], train_split, eval_split, a
     cadence = f"eval every {every} batches" if every else "eval at each epoch's end"
     print(f"== {name}: {len(x_train)} train / {len(x_eval)} eval reviews, {epochs} epochs, "
           f"{cadence}", flush=True)
-    model.fit(train_data, epochs=epochs, callbacks=[timer], verbose=0)
+    model.fit(train_data, epochs=epochs, callbacks=[*recipe_callbacks, timer], verbose=0)
     examples = timer.batches * batch_size
     best = max(timer.history, key=lambda p: p["eval_accuracy"]) if timer.history else {}
     return {

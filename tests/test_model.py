@@ -297,6 +297,57 @@ def test_adversarial_model_trains_under_mixed_precision_and_exports_a_plain_twin
     np.testing.assert_allclose(twin(rows).numpy(), model(rows).numpy(), atol=2e-3)
 
 
+def _gaps_at_validation(hparams: TrainerConfig, callbacks: list) -> list:
+    """Per epoch: how far the weights fit validates are from the optimizer's average."""
+    keras.utils.set_random_seed(0)
+    model = train.build_classifier(hparams, 50, 128)
+    gaps = []
+
+    class Record(keras.callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            averages = model.optimizer._model_variables_moving_average
+            gaps.append(max(float(np.abs(a.numpy() - v.numpy()).max())
+                            for a, v in zip(averages, model.trainable_variables)))
+
+    model.fit(_toy_dataset(), validation_data=_toy_dataset(), epochs=hparams.epochs, verbose=0,
+              callbacks=[*callbacks, Record()])
+    return gaps
+
+
+def test_each_epoch_is_evaluated_and_continued_with_the_averaged_weights():
+    hparams = TrainerConfig(**{**TOY, "weight_average_momentum": 0.9, "epochs": 2})
+    assert _gaps_at_validation(hparams, train.epoch_callbacks(hparams)) == [0.0, 0.0]
+    # Without the callback the validation pass sees the raw weights, which differ.
+    assert min(_gaps_at_validation(hparams, [])) > 1e-4
+    assert train.epoch_callbacks(TrainerConfig(**TOY)) == []
+    with pytest.raises(ValueError, match="weight_average_momentum"):
+        TrainerConfig(weight_average_momentum=1.0)
+
+
+def test_the_trainers_input_pipelines_run_without_tf_data_autotuning(tmp_path):
+    """Autotuning makes destroying a long-lived iterator wait up to a minute (datasets.py)."""
+    from imdb_sentiment.trainer import features, linear_baseline
+
+    path = str(tmp_path / "part-0.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for label in (0, 1, 1):
+            example = tf.train.Example(features=tf.train.Features(feature={
+                features.TOKEN_IDS: tf.train.Feature(int64_list=tf.train.Int64List(value=[5, 6, 0, 0])),
+                features.LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                features.NGRAM_IDS: tf.train.Feature(int64_list=tf.train.Int64List(value=[1, 2])),
+                features.NGRAM_WEIGHTS: tf.train.Feature(float_list=tf.train.FloatList(value=[.5, .5])),
+            }))
+            writer.write(example.SerializeToString())
+    spec = {features.TOKEN_IDS: tf.io.FixedLenFeature([4], tf.int64),
+            features.LABEL: tf.io.FixedLenFeature([1], tf.int64)}
+    sequences, count = train.make_dataset(path, spec, TrainerConfig(**TOY), training=True)
+    bags, bag_count = linear_baseline.make_dataset(path, batch_size=2, training=True)
+    assert count == bag_count == 3
+    for dataset in (sequences, bags):
+        assert dataset.options().autotune.enabled is False
+        assert sum(int(tf.size(labels)) for _, labels in dataset) == 3
+
+
 def test_warmup_records_are_tf_serving_prediction_logs_for_the_public_signatures(tmp_path):
     from tensorflow_serving.apis import prediction_log_pb2
 

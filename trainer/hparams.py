@@ -57,6 +57,10 @@ class TrainerConfig:
     weight_decay: float = 0.05
     warmup_fraction: float = 0.1
     clipnorm: float = 1.0
+    #: Polyak averaging: at each epoch's end the weights become their
+    #: exponential moving average over the epoch's steps, with this momentum
+    #: (0: off), before the epoch is evaluated.
+    weight_average_momentum: float = 0.0
     #: Epochs without a better eval accuracy before stopping (best weights are
     #: restored either way), so the schedule reaches its low-learning-rate tail.
     early_stopping_patience: int = 3
@@ -100,6 +104,8 @@ class TrainerConfig:
                f"head_tokens must be in [0, max_sequence_length), got {self.head_tokens}")
         for name in ("embedding_dropout", "word_dropout", "head_dropout", "warmup_fraction"):
             _check(0.0 <= getattr(self, name) < 1.0, f"{name} must be in [0, 1), got {getattr(self, name)}")
+        _check(0.0 <= self.weight_average_momentum < 1.0,
+               f"weight_average_momentum must be in [0, 1), got {self.weight_average_momentum}")
         _check(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
         _check(self.pretrain_lm_epochs >= 0,
                f"pretrain_lm_epochs must be >= 0, got {self.pretrain_lm_epochs}")

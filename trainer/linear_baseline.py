@@ -23,6 +23,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from . import features
+from .datasets import PREFETCH_BATCHES, fixed_parallelism, parallel_calls
 from .hparams import BaselineConfig
 from .signatures import SERVING_SIGNATURE, examples_spec, finalize_saved_model
 
@@ -50,8 +51,8 @@ def make_dataset(file_pattern: Any, batch_size: int, training: bool,
         records = records.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     batches = records.batch(batch_size).map(
         lambda serialized: _split_label(tf.io.parse_example(serialized, spec)),
-        num_parallel_calls=tf.data.AUTOTUNE)
-    return batches.prefetch(tf.data.AUTOTUNE), count
+        num_parallel_calls=parallel_calls())
+    return fixed_parallelism(batches.prefetch(PREFETCH_BATCHES)), count
 
 
 def _split_label(parsed: Dict[str, Any]) -> Tuple[Dict[str, tf.SparseTensor], tf.Tensor]:

@@ -280,13 +280,19 @@ def explainer_model(classifier: keras.Model) -> keras.Model:
 
 
 def compile_model(model: keras.Model, hparams: TrainerConfig, total_steps: int) -> None:
-    """AdamW with linear warm-up then cosine decay, and gradient-norm clipping."""
+    """AdamW with linear warm-up then cosine decay, and gradient-norm clipping.
+
+    With `weight_average_momentum` the optimizer also keeps a moving average
+    of the weights, which `AverageWeightsEachEpoch` swaps in.
+    """
     warmup = max(1, int(hparams.warmup_fraction * total_steps))
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0, decay_steps=max(1, total_steps - warmup),
         warmup_target=hparams.learning_rate, warmup_steps=warmup)
+    averaging = hparams.weight_average_momentum > 0
     optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=hparams.weight_decay,
-                                       clipnorm=hparams.clipnorm)
+                                       clipnorm=hparams.clipnorm, use_ema=averaging,
+                                       ema_momentum=hparams.weight_average_momentum or 0.99)
     model.compile(optimizer=optimizer, loss=keras.losses.BinaryCrossentropy(),
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy"),
                            keras.metrics.AUC(name="auc")])

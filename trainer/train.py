@@ -22,6 +22,7 @@ import tf_keras as keras
 
 from .hparams import TrainerConfig
 from . import features
+from .datasets import PREFETCH_BATCHES, fixed_parallelism, parallel_calls
 from .embeddings import ppmi_svd_embeddings
 from .language_model import copy_pretrained_layers, pretrain_language_model
 from .model import build_model, compile_model, review_lengths
@@ -52,7 +53,7 @@ def batch_by_length(examples: tf.data.Dataset, count: int, hparams: TrainerConfi
         element_length_func=lambda ids, _: review_lengths(ids),
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[hparams.batch_size] * (len(boundaries) + 1))
-    return examples.prefetch(tf.data.AUTOTUNE)
+    return fixed_parallelism(examples.prefetch(PREFETCH_BATCHES))
 
 
 def make_dataset(file_pattern: Any, feature_spec: Dict[str, Any], hparams: TrainerConfig,
@@ -68,7 +69,7 @@ def make_dataset(file_pattern: Any, feature_spec: Dict[str, Any], hparams: Train
     spec = {key: feature_spec[key] for key in (features.TOKEN_IDS, features.LABEL)}
     examples = tf.data.TFRecordDataset(files, compression_type="GZIP")
     examples = examples.map(lambda record: tf.io.parse_single_example(record, spec),
-                            num_parallel_calls=tf.data.AUTOTUNE)
+                            num_parallel_calls=parallel_calls())
     examples = examples.map(lambda example: (
         example[features.TOKEN_IDS],
         tf.cast(tf.reshape(example[features.LABEL], []), tf.float32))).cache()
@@ -135,6 +136,37 @@ class ProgressLogger(keras.callbacks.Callback):
         logging.info("Trainer epoch %s", json.dumps(record))
 
 
+class AverageWeightsEachEpoch(keras.callbacks.Callback):
+    """Replaces the weights with the optimizer's moving average once per epoch.
+
+    It happens before the epoch is evaluated: when `fit` validates (its test
+    begins), or else at the epoch's end, so a callback placed after this one
+    that evaluates in `on_epoch_end` sees the averaged weights too. Training
+    continues from them.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._averaged = False
+
+    def on_test_begin(self, logs=None):
+        self._average()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._average()
+
+    def _average(self) -> None:
+        optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
+        if getattr(self, "_averaged", True) or not optimizer.use_ema:
+            return
+        optimizer.finalize_variable_values(self.model.trainable_variables)
+        self._averaged = True
+
+
+def epoch_callbacks(hparams: TrainerConfig) -> List[keras.callbacks.Callback]:
+    """Callbacks that are part of the training recipe (shared with the benchmarks)."""
+    return [AverageWeightsEachEpoch()] if hparams.weight_average_momentum > 0 else []
+
+
 def token_id_matrix(dataset: tf.data.Dataset) -> np.ndarray:
     """All token-id rows of a (token_ids, label) dataset, as one array."""
     return np.concatenate([ids.numpy() for ids, _ in dataset])
@@ -183,6 +215,7 @@ def train(hparams: TrainerConfig, train_dataset: tf.data.Dataset, eval_dataset: 
     setup_seconds = round(time.perf_counter() - start, 1)
     progress = ProgressLogger(train_examples)
     callbacks: List[keras.callbacks.Callback] = [
+        *epoch_callbacks(hparams),
         progress,
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
                                       patience=hparams.early_stopping_patience,

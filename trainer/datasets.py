@@ -1,0 +1,31 @@
+"""tf.data settings shared by the trainers' input pipelines.
+
+Both trainers read their examples once into memory (`cache`) and then only
+shuffle, batch and prefetch, so tf.data's autotuning has nothing to tune.
+It does cost time: every iterator runs an autotuning thread whose sleep
+between rounds doubles up to a minute, and destroying an iterator waits for
+that thread to wake. Keras destroys its last iterators when `fit` returns,
+so a long fit ended with up to a minute of idle waiting
+(docs/benchmarks.md, `benchmarks/iterator_teardown.py`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+#: Batches ready ahead of the model: one in use, one being assembled.
+PREFETCH_BATCHES = 2
+
+
+def parallel_calls() -> int:
+    """Threads for a parallel `map`: every core (what autotuning starts from)."""
+    return max(1, os.cpu_count() or 1)
+
+
+def fixed_parallelism(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """The dataset with autotuning off; its parallelism is set explicitly."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
