@@ -347,6 +347,19 @@ def test_the_trainers_input_pipelines_run_without_tf_data_autotuning(tmp_path):
         assert dataset.options().autotune.enabled is False
         assert sum(int(tf.size(labels)) for _, labels in dataset) == 3
 
+    def two_epochs(autotune: bool) -> list:
+        keras.utils.set_random_seed(0)
+        dataset, _ = train.make_dataset(path, spec, TrainerConfig(**{**TOY, "batch_size": 1}), True)
+        if autotune:
+            options = tf.data.Options()
+            options.autotune.enabled = True
+            dataset = dataset.with_options(options)
+        return [(ids.numpy().tolist(), labels.numpy().tolist())
+                for _ in range(2) for ids, labels in dataset]
+
+    # The setting changes no batch and no order: training sees the same data.
+    assert two_epochs(autotune=False) == two_epochs(autotune=True)
+
 
 def test_warmup_records_are_tf_serving_prediction_logs_for_the_public_signatures(tmp_path):
     from tensorflow_serving.apis import prediction_log_pb2

@@ -2,10 +2,10 @@
 
 Both trainers read their examples once into memory (`cache`) and then only
 shuffle, batch and prefetch, so tf.data's autotuning has nothing to tune.
-It does cost time: every iterator runs an autotuning thread whose sleep
-between rounds doubles up to a minute, and destroying an iterator waits for
-that thread to wake. Keras destroys its last iterators when `fit` returns,
-so a long fit ended with up to a minute of idle waiting
+It does cost time: the autotuning loop sleeps for a period that doubles up
+to a minute, and destroying an iterator that a traced step drew from waited
+for the rest of that sleep. Keras destroys its last iterators when `fit`
+returns, so a long fit ended with up to a minute of idle waiting
 (docs/benchmarks.md, `benchmarks/iterator_teardown.py`).
 """
 
