@@ -7,6 +7,7 @@ sequence length and the padding side, which the pipeline fixes per run.
 
 from __future__ import annotations
 
+import argparse
 import collections
 import json
 import os
@@ -31,6 +32,15 @@ DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "aclImdb_train.tar.gz"
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 
 Split = Tuple[List[List[str]], np.ndarray]
+
+
+def finished_run_parser(description: str) -> argparse.ArgumentParser:
+    """Arguments of a benchmark that reads a finished local run: its home and profile."""
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", type=Path, required=True, help="pipeline home of a finished run")
+    parser.add_argument("--profile", default="full", help="profile the run used")
+    return parser
 
 
 def machine_info() -> Dict[str, str]:

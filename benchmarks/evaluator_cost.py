@@ -5,7 +5,7 @@ artifacts a finished local run left in its home (the examples, the BiLSTM and
 the linear baseline), once per variant and repeat, alternating. Each run
 writes to a fresh temporary directory; the home is only read.
 
-  python benchmarks/evaluator_cost.py --home /tmp/full_t --repeats 2
+  python benchmarks/evaluator_cost.py --home <a finished run's home> --repeats 2
 
 Variants: `off` evaluates eval and report; `on` adds the archive's test split
 (the home's archive must have one).
@@ -13,13 +13,11 @@ Variants: `off` evaluates eval and report; `on` adds the archive's test split
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Dict, List, Optional
 
 import common  # noqa: F401  (sets TF env before TensorFlow loads)
@@ -63,10 +61,7 @@ def run_evaluator(outputs: RunOutputs, test_split: str, profile: str, beam_args:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--home", type=Path, required=True, help="a finished local run's home")
-    parser.add_argument("--profile", default="full", help="the profile the home's run used")
+    parser = common.finished_run_parser(__doc__)
     parser.add_argument("--variants", default="off,on", help="comma-separated: off, on")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)

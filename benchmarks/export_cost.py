@@ -12,7 +12,6 @@ phase and checks both exports give the same probabilities.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -58,10 +57,7 @@ def timed_export(trained: keras.Model, tft_output, hparams, vocabulary_size: int
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--home", type=Path, required=True, help="pipeline home of a finished run")
-    parser.add_argument("--profile", default="full", help="profile the run used")
+    parser = common.finished_run_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
 

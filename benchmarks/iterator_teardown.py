@@ -17,12 +17,10 @@ first 82 s: so it depends on the lifetime, and each lifetime is reported.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Dict, List, Optional
 
 import common  # noqa: F401  (sets TF env before TensorFlow loads)
@@ -67,10 +65,7 @@ def teardown_seconds(dataset: tf.data.Dataset, lifetime: float, step_seconds: fl
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--home", type=Path, required=True, help="pipeline home of a finished run")
-    parser.add_argument("--profile", default="full", help="profile the run used")
+    parser = common.finished_run_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--lifetimes", default="100,145",
                         help="comma-separated seconds an iterator lives (a full run's epoch: 140-195)")
