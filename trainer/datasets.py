@@ -20,7 +20,7 @@ PREFETCH_BATCHES = 2
 
 
 def parallel_calls() -> int:
-    """Threads for a parallel `map`: every core (what autotuning starts from)."""
+    """Threads for a parallel `map`: one per core."""
     return max(1, os.cpu_count() or 1)
 
 
