@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from imdb_sentiment.trainer import features
 
 from . import config as config_lib
-from .local_runner import CPU_THREAD_MODES
+from .local_runner import CPU_THREAD_MODES, Terminated
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_NOT_BLESSED, EXIT_LOCKED = 0, 1, 2, 3, 4
 #: A fault of the machine, not of the data or the code: a full disk, a read-only or
@@ -35,12 +36,14 @@ EXIT_ENVIRONMENT = 5
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so the run record is written and the lock released."""
+def _terminate_on(stop: threading.Event):
+    """A SIGTERM handler: remember the request, and raise `Terminated` where the run is."""
 
+    def handler(signum, frame) -> None:
+        stop.set()
+        raise Terminated(f"received signal {signum}")
 
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated(f"received signal {signum}")
+    return handler
 
 
 def _quiet_tensorflow(cpp_log_level: str = "2") -> None:
@@ -192,7 +195,8 @@ def command_run(args: argparse.Namespace) -> int:
     log_path = layout.logs_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     if config.data and "://" not in config.data:
         config = config.replace(data=str(Path(config.data).expanduser().resolve()))
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, _terminate_on(stop))
     failure: Optional[BaseException] = None
     try:
         with home_lock(home):
@@ -204,7 +208,7 @@ def command_run(args: argparse.Namespace) -> int:
                   flush=True)
             with output_to_log(log_path) as terminal:
                 try:
-                    record = run_pipeline(config, home, terminal, log_path)
+                    record = run_pipeline(config, home, terminal, log_path, stop=stop)
                 except BaseException as error:  # noqa: BLE001 - every failure gets one line and a code
                     _print_failed_run(layout.last_run, log_path, terminal)
                     failure = error

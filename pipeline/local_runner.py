@@ -19,6 +19,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -206,12 +207,23 @@ def configure_for_home(config: PipelineConfig, home: Path) -> PipelineConfig:
                           download_cache_dir=str(layout.cache_dir))
 
 
-class ComponentProgress(logging.Handler):
-    """Turns TFX's 'Component X is running/finished.' log lines into progress."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the run record is written and the lock released."""
 
-    def __init__(self, terminal: TextIO, total: int):
+
+class ComponentProgress(logging.Handler):
+    """Turns TFX's 'Component X is running/finished.' log lines into progress.
+
+    It also stops the run before the next component starts once `stop` is
+    set: the CLI's SIGTERM handler raises `Terminated` wherever the main
+    thread is, and library code that swallows the exception there must not
+    make the run ignore a termination.
+    """
+
+    def __init__(self, terminal: TextIO, total: int, stop: Optional[threading.Event] = None):
         super().__init__(level=logging.INFO)
         self.terminal, self.total = terminal, total
+        self.stop = stop
         self.started: Dict[str, float] = {}
         self.seconds: Dict[str, float] = {}
         self.current: Optional[str] = None
@@ -229,6 +241,8 @@ class ComponentProgress(logging.Handler):
         if match:
             node, event = match.groups()
             if event == "running":
+                if self.stop is not None and self.stop.is_set():
+                    raise Terminated(f"terminated before {node} started")
                 self.current = node
                 self.started[node] = time.perf_counter()
                 self._say(f"[{len(self.started)}/{self.total}] {node} ...")
@@ -366,11 +380,12 @@ def build_run_record(reader: Any, config: PipelineConfig, *, started_ms: int, se
 
 
 def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
-                 log_path: Path) -> Dict[str, Any]:
+                 log_path: Path, stop: Optional[threading.Event] = None) -> Dict[str, Any]:
     """Runs the pipeline and returns the run record (also written to last_run.json).
 
     The record is written even when a component fails; the exception is then
-    re-raised for the CLI to report.
+    re-raised for the CLI to report. Once `stop` is set, no further component
+    starts (`ComponentProgress`).
     """
     # Imported here so that `imdb-pipeline --help` stays fast.
     from tfx import v1 as tfx
@@ -389,7 +404,7 @@ def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
         served_version=os.path.basename(served) if served else "",
         metadata_connection_config=connection,
         beam_pipeline_args=config.beam_pipeline_args or DEFAULT_BEAM_ARGS)
-    progress = ComponentProgress(terminal, total=len(COMPONENT_IDS))
+    progress = ComponentProgress(terminal, total=len(COMPONENT_IDS), stop=stop)
     logging.getLogger().addHandler(progress)
     started_ms = int(time.time() * 1000)
     started = time.perf_counter()

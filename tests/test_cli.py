@@ -96,3 +96,33 @@ def test_explain_refuses_an_output_format_it_cannot_write_before_loading_anythin
                      "good"]) == cli.EXIT_BAD_INPUT
     assert cli.main(["explain", "--model", str(tmp_path / "none"),
                      "--out", str(tmp_path / "missing" / "a.html"), "good"]) == cli.EXIT_BAD_INPUT
+
+
+def test_a_swallowed_termination_still_stops_the_run_before_the_next_component():
+    """The SIGTERM handler's exception can land in library code that swallows it; the flag cannot."""
+    import io
+    import logging
+    import threading
+
+    import pytest
+
+    from imdb_sentiment.pipeline import cli, local_runner
+
+    stop = threading.Event()
+    terminal = io.StringIO()
+    logger = logging.getLogger("imdb_sentiment.tests.progress")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handler = local_runner.ComponentProgress(terminal, total=2, stop=stop)
+    logger.addHandler(handler)
+    try:
+        logger.info("Component Transform is running.")
+        stop.set()  # what the CLI's SIGTERM handler does before it raises
+        logger.info("Component Transform is finished.")
+        with pytest.raises(local_runner.Terminated, match="before Trainer"):
+            logger.info("Component Trainer is running.")
+    finally:
+        logger.removeHandler(handler)
+    assert "[1/2] Transform ..." in terminal.getvalue()
+    assert "Trainer ..." not in terminal.getvalue()
+    assert cli.Terminated is local_runner.Terminated
