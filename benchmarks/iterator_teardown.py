@@ -30,12 +30,7 @@ import tensorflow_transform as tft
 from imdb_sentiment.pipeline.config import profile_config
 from imdb_sentiment.pipeline.run_report import RunOutputs
 from imdb_sentiment.trainer import train
-
-
-def with_autotune(dataset: tf.data.Dataset, enabled: bool) -> tf.data.Dataset:
-    options = tf.data.Options()
-    options.autotune.enabled = enabled
-    return dataset.with_options(options)
+from imdb_sentiment.trainer.datasets import with_autotuning
 
 
 def full_pass_seconds(dataset: tf.data.Dataset) -> float:
@@ -88,7 +83,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         order = (True, False) if round_index % 2 == 0 else (False, True)
         for enabled in order:
             name = "autotune on" if enabled else "autotune off"
-            variant = with_autotune(dataset, enabled)
+            variant = with_autotuning(dataset, enabled)
             runs[name]["full_pass_s"].append(full_pass_seconds(variant))
             for key, lifetime in zip(keys[1:], lifetimes):
                 runs[name][key].append(teardown_seconds(variant, lifetime, args.step_seconds))

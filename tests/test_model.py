@@ -327,6 +327,7 @@ def test_each_epoch_is_evaluated_and_continued_with_the_averaged_weights():
 def test_the_trainers_input_pipelines_run_without_tf_data_autotuning(tmp_path):
     """Autotuning makes destroying a long-lived iterator wait up to a minute (datasets.py)."""
     from imdb_sentiment.trainer import features, linear_baseline
+    from imdb_sentiment.trainer.datasets import with_autotuning
 
     path = str(tmp_path / "part-0.gz")
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
@@ -351,9 +352,7 @@ def test_the_trainers_input_pipelines_run_without_tf_data_autotuning(tmp_path):
         keras.utils.set_random_seed(0)
         dataset, _ = train.make_dataset(path, spec, TrainerConfig(**{**TOY, "batch_size": 1}), True)
         if autotune:
-            options = tf.data.Options()
-            options.autotune.enabled = True
-            dataset = dataset.with_options(options)
+            dataset = with_autotuning(dataset, enabled=True)
         return [(ids.numpy().tolist(), labels.numpy().tolist())
                 for _ in range(2) for ids, labels in dataset]
 

@@ -24,8 +24,13 @@ def parallel_calls() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def with_autotuning(dataset: tf.data.Dataset, enabled: bool) -> tf.data.Dataset:
+    """The dataset with tf.data's autotuning turned on or off."""
+    options = tf.data.Options()
+    options.autotune.enabled = enabled
+    return dataset.with_options(options)
+
+
 def fixed_parallelism(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """The dataset with autotuning off; its parallelism is set explicitly."""
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.with_options(options)
+    return with_autotuning(dataset, enabled=False)
