@@ -85,7 +85,8 @@ def load_raw_splits(data: Path, sample_percent: int = 100,
     rule = ingestion.split_rule()
     texts: Dict[str, List[str]] = {split: [] for split in splits}
     labels: Dict[str, List[int]] = {split: [] for split in splits}
-    for review in imdb_data.read_reviews(data, imdb_data.ReadReport()):
+    unlabelled = imdb_data.UNSUP_SPLIT in splits  # unsup reviews of train movies, label -1
+    for review in imdb_data.read_reviews(data, imdb_data.ReadReport(), unlabelled=unlabelled):
         if not imdb_data.in_sample(review, sample_percent, rule.salt):
             continue
         split = rule.split_of(review)

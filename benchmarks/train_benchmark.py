@@ -14,6 +14,9 @@ Variants:
   project:K=V,K=V   the default with TrainerConfig fields overridden
   project+unsup[:K=V]  the default, its PPMI-SVD embeddings computed from the train
              split and the archive's 50,000 unlabelled reviews (--unsup-archive)
+  distilled[:K=V]  the default, first fitted for `distill_epochs` (default 1) to
+             the NB-LR teacher's probabilities on the unlabelled reviews of
+             `train` movies (--unsup-archive; the teacher is fitted on `train`)
 
   python benchmarks/train_benchmark.py --variants "notebook;project"
 """
@@ -117,7 +120,6 @@ def run_variant(name: str, overrides: Dict[str, Any], train_split, eval_split, a
         eval_data = tf.data.Dataset.from_tensor_slices((x_eval, eval_labels)).batch(256)
         config: Dict[str, Any] = dict(NOTEBOOK, epochs=epochs)
         setup_seconds = 0.0
-        recipe_callbacks = []
     else:
         hparams = dataclasses.replace(profile_config("full").trainer, **overrides)
         vocabulary = common.build_vocabulary(train_tokens, hparams.vocab_size, hparams.min_frequency)
@@ -129,17 +131,29 @@ def run_variant(name: str, overrides: Dict[str, Any], train_split, eval_split, a
             (x_train, train_labels)).cache(), len(x_train), hparams, training=True)
         eval_data = train.batch_by_length(tf.data.Dataset.from_tensor_slices(
             (x_eval, eval_labels)).cache(), len(x_eval), hparams, training=False)
+        distill_data, distill_examples = None, 0
+        if name == "distilled":
+            hparams = dataclasses.replace(hparams, distill_epochs=overrides.get("distill_epochs", 1))
+            unsup_tokens, soft_labels = distillation_labels(train_split, args)
+            if hparams.distill_max_reviews:
+                unsup_tokens = unsup_tokens[:hparams.distill_max_reviews]
+                soft_labels = soft_labels[:hparams.distill_max_reviews]
+            x_unsup = common.encode(unsup_tokens, vocabulary, hparams.max_sequence_length,
+                                    head=hparams.head_tokens)
+            distill_examples = len(x_unsup)
+            distill_data = train.batch_by_length(tf.data.Dataset.from_tensor_slices(
+                (x_unsup, soft_labels)).cache(), distill_examples, hparams, training=True)
         pretrain_start = time.perf_counter()  # embedding pre-training counts as training time
         rows = x_train
         if name == "project+unsup":  # embeddings from train and the unlabelled reviews
             unsup = common.tokenize(common.load_unlabelled_texts(args.unsup_archive))
             rows = np.concatenate([x_train, common.encode(
                 unsup, vocabulary, hparams.max_sequence_length, head=hparams.head_tokens)])
-        model = train.build_classifier(hparams, len(vocabulary), len(x_train), rows)
+        model = train.build_classifier(hparams, len(vocabulary), len(x_train), rows,
+                                       distill_examples)
         setup_seconds = time.perf_counter() - pretrain_start
         batch_size, epochs = hparams.batch_size, hparams.epochs
         config = dataclasses.asdict(hparams)
-        recipe_callbacks = train.epoch_callbacks(hparams)
     batches_per_epoch = -(-len(x_train) // batch_size)
     # Length buckets make more batches than this estimate: 0 evaluates at epoch ends exactly.
     every = max(1, int(batches_per_epoch * args.eval_every)) if args.eval_every else 0
@@ -148,18 +162,51 @@ def run_variant(name: str, overrides: Dict[str, Any], train_split, eval_split, a
     cadence = f"eval every {every} batches" if every else "eval at each epoch's end"
     print(f"== {name}: {len(x_train)} train / {len(x_eval)} eval reviews, {epochs} epochs, "
           f"{cadence}", flush=True)
-    model.fit(train_data, epochs=epochs, callbacks=[*recipe_callbacks, timer], verbose=0)
+    if name == "notebook":
+        model.fit(train_data, epochs=epochs, callbacks=[timer], verbose=0)
+    else:
+        train.fit_phases(model, hparams, train_data, distill_data, distill_callbacks=[timer],
+                         labelled_callbacks=[timer])
+        epochs += hparams.distill_epochs if distill_data is not None else 0
     examples = timer.batches * batch_size
     best = max(timer.history, key=lambda p: p["eval_accuracy"]) if timer.history else {}
+    seen = len(x_train) * epochs if name != "distilled" else (
+        len(x_train) * hparams.epochs + distill_examples * hparams.distill_epochs)
     return {
         "variant": name, "config": config, "train_reviews": len(x_train),
-        "reviews_per_second": round(min(examples, len(x_train) * epochs) / timer.train_seconds, 1),
+        "distill_reviews": distill_examples if name == "distilled" else 0,
+        "reviews_per_second": round(min(examples, seen) / timer.train_seconds, 1),
         "train_seconds": round(timer.train_seconds, 1),
         "seconds_to_target": None if timer.time_to_target is None else round(timer.time_to_target, 1),
         "best_eval_accuracy": best.get("eval_accuracy"), "best_at_seconds": best.get("train_seconds"),
         "final_eval_accuracy": timer.history[-1]["eval_accuracy"] if timer.history else None,
         "diverged": timer.diverged, "history": timer.history,
     }
+
+
+_TEACHER_CACHE: Dict[str, Any] = {}
+
+
+def distillation_labels(train_split, args):
+    """Token lists of the unlabelled reviews of `train` movies and the NB-LR
+    teacher's probabilities for them (the teacher fitted on `train`; its eval
+    accuracy is printed beside the variants'). Computed once per benchmark run."""
+    if "labels" not in _TEACHER_CACHE:
+        from imdb_sentiment.trainer.teacher import NbLrTeacher
+
+        start = time.perf_counter()
+        (unsup_texts, _), (eval_texts, eval_labels) = common.load_raw_splits(
+            args.unsup_archive, args.sample_percent, splits=("unsup", "eval"))
+        unsup_tokens = common.tokenize(unsup_texts)
+        teacher = NbLrTeacher().fit(train_split[0], train_split[1])
+        soft = teacher.probabilities(unsup_tokens)
+        eval_accuracy = float(np.mean((teacher.probabilities(common.tokenize(eval_texts)) > 0.5)
+                                      == (eval_labels > 0.5)))
+        _TEACHER_CACHE.update(labels=(unsup_tokens, soft), teacher={
+            "eval_accuracy": round(eval_accuracy, 4), "unlabelled_reviews": len(unsup_tokens),
+            "ngrams": teacher.ngram_count, "seconds": round(time.perf_counter() - start, 1)})
+        print(f"== teacher (NB-LR): {_TEACHER_CACHE['teacher']}", flush=True)
+    return _TEACHER_CACHE["labels"]
 
 
 def parse_variant(text: str):
@@ -213,7 +260,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(common.table(rows, list(rows[0])))
     if ratios:
         print(f"\nagainst {results[0]['label']}: {ratios}")
-    path = common.write_result("train", {"target": args.target, "results": results, "ratios": ratios})
+    path = common.write_result("train", {"target": args.target, "results": results, "ratios": ratios,
+                                         "teacher": _TEACHER_CACHE.get("teacher")})
     print(f"wrote {path}")
     return 0
 

@@ -37,10 +37,17 @@ OFFICIAL_CHECKSUMS = {
     "sha1": "01ada507287d82875905620988597833ad4e0903",
 }
 LABELS = {"pos": 1, "neg": 0}
+#: The label of a review from `train/unsup/`: it has none.
+UNLABELLED = -1
 SOURCE_SPLITS = ("train", "test")
-#: The splits ImdbExampleGen writes: `train`, `eval` and `report` come from
-#: `train/` (see `SplitRule`), `test` is the archive's own `test/`.
+#: The split of the unlabelled reviews: read only by the teacher that labels
+#: them for distillation, never by a labelled split, a statistic or a gate.
+UNSUP_SPLIT = "unsup"
+#: The labelled splits ImdbExampleGen writes: `train`, `eval` and `report`
+#: come from `train/` (see `SplitRule`), `test` is the archive's own `test/`.
 SPLITS = ("train", "eval", "report", "test")
+#: What `SplitRule.split_of` returns for a review no split may hold.
+EXCLUDED = ""
 #: <split>/<label dir>/<file>, optionally below an `aclImdb/` prefix.
 _MEMBER_RE = re.compile(r"^(?:.*/)?(train|test)/([^/]+)/([^/]+)$")
 _FILE_RE = re.compile(r"^(\d+)_(\d+)\.txt$")
@@ -66,6 +73,10 @@ class Review:
     movie_id: str = ""
 
     @property
+    def labelled(self) -> bool:
+        return self.label != UNLABELLED
+
+    @property
     def number(self) -> int:
         return int(self.review_id.rsplit("/", 1)[1])
 
@@ -86,6 +97,9 @@ class SplitRule:
       movies (`urls_*.txt`), as the official train/test split does: a split
       by review would put reviews of one movie on both sides.
     - The archive's own `test/` is always `test`.
+    - An unlabelled review (`train/unsup/`) goes to `unsup` when its movie
+      falls in `train`, and is excluded otherwise: a teacher's label for a
+      review of an `eval` or `report` movie would leak those movies into training.
     """
 
     eval_percent: int = 10
@@ -106,10 +120,14 @@ class SplitRule:
         key = review.split_group if self.group_by_movie else f"review:{review.review_id}"
         bucket = hash_bucket(key, self.salt)
         if bucket < self.eval_percent:
-            return "eval"
-        if bucket < self.eval_percent + self.report_percent:
-            return "report"
-        return "train"
+            split = "eval"
+        elif bucket < self.eval_percent + self.report_percent:
+            split = "report"
+        else:
+            split = "train"
+        if not review.labelled:
+            return UNSUP_SPLIT if split == "train" else EXCLUDED
+        return split
 
 
 @dataclasses.dataclass
@@ -134,14 +152,21 @@ class ReadReport:
         return sum(self.skipped.values())
 
 
-def _classify_member(name: str, report: ReadReport) -> Optional[Tuple[str, str, int, int]]:
-    """(split, label_dir, id, rating) of a review member, None if not a review."""
+def _classify_member(name: str, report: ReadReport,
+                     unlabelled: bool = False) -> Optional[Tuple[str, str, int, int]]:
+    """(split, label_dir, id, rating) of a review member, None if not a review.
+
+    `train/unsup/<id>_0.txt` counts (rating 0) only when `unlabelled` is set.
+    """
     match = _MEMBER_RE.match(name)
     if not match:
         return None
     split, label_dir, file_name = match.groups()
     if label_dir in _UNLABELLED_DIRS:
-        return None
+        file_match = _FILE_RE.match(file_name)
+        if not unlabelled or split != "train" or not file_match:
+            return None
+        return split, label_dir, int(file_match.group(1)), 0
     if label_dir not in LABELS:
         report.skip("unknown label folder (expected pos/neg)", name)
         return None
@@ -202,7 +227,7 @@ def has_test_reviews(data: str) -> Optional[bool]:
         return None  # ImdbExampleGen reports a broken archive with a clear error
 
 
-def _iter_tarball(path: Path, report: ReadReport) -> Iterator[object]:
+def _iter_tarball(path: Path, report: ReadReport, unlabelled: bool = False) -> Iterator[object]:
     """Streams reviews out of a (gzipped) tarball without extracting it.
 
     Decompression goes through our own GzipFile, drained after the last
@@ -223,7 +248,7 @@ def _iter_tarball(path: Path, report: ReadReport) -> Iterator[object]:
                         handle = archive.extractfile(member)
                         yield urls_key, _movie_ids(handle.read() if handle else b"")
                         continue
-                    parsed = _classify_member(member.name, report)
+                    parsed = _classify_member(member.name, report, unlabelled)
                     if parsed is None:
                         continue
                     handle = archive.extractfile(member)
@@ -232,14 +257,14 @@ def _iter_tarball(path: Path, report: ReadReport) -> Iterator[object]:
                         continue
                     split, label_dir, number, rating = parsed
                     yield Review(f"{split}/{label_dir}/{number}", split, text,
-                                 LABELS[label_dir], rating)
+                                 LABELS.get(label_dir, UNLABELLED), rating)
             while stream.read(1 << 20):
                 pass
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as error:
         raise DataError(f"{path}: the archive is corrupt or truncated ({error})") from error
 
 
-def _iter_directory(root: Path, report: ReadReport) -> Iterator[object]:
+def _iter_directory(root: Path, report: ReadReport, unlabelled: bool = False) -> Iterator[object]:
     for split in SOURCE_SPLITS:
         split_dir = root / split
         if not split_dir.is_dir():
@@ -249,7 +274,7 @@ def _iter_directory(root: Path, report: ReadReport) -> Iterator[object]:
         for label_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
             for path in sorted(label_dir.iterdir()):
                 relative = f"{split}/{label_dir.name}/{path.name}"
-                parsed = _classify_member(relative, report)
+                parsed = _classify_member(relative, report, unlabelled)
                 if parsed is None:
                     continue
                 text = _decode(path.read_bytes(), str(path), report)
@@ -257,7 +282,7 @@ def _iter_directory(root: Path, report: ReadReport) -> Iterator[object]:
                     continue
                 _, _, number, rating = parsed
                 yield Review(f"{split}/{label_dir.name}/{number}", split,
-                             text, LABELS[label_dir.name], rating)
+                             text, LABELS.get(label_dir.name, UNLABELLED), rating)
 
 
 def _dataset_root(directory: Path) -> Path:
@@ -346,13 +371,16 @@ def resolve_source(data: str, cache_dir: Path) -> Path:
     return path
 
 
-def read_reviews(source: Path, report: ReadReport) -> List[Review]:
+def read_reviews(source: Path, report: ReadReport, unlabelled: bool = False) -> List[Review]:
     """Every labelled review in an archive or directory, in a stable order,
     each with its movie id when the archive has `urls_*.txt` (in the official
     tarball they come after the reviews, so the whole archive is read first).
+
+    With `unlabelled`, the reviews of `train/unsup/` too (label `UNLABELLED`);
+    they are not counted in `report.reviews`, which counts labelled reviews.
     """
-    items = _iter_directory(_dataset_root(source), report) if source.is_dir() else _iter_tarball(
-        source, report)
+    items = (_iter_directory(_dataset_root(source), report, unlabelled) if source.is_dir()
+             else _iter_tarball(source, report, unlabelled))
     reviews: List[Review] = []
     movies: Dict[str, List[str]] = {}
     for item in items:
@@ -365,7 +393,7 @@ def read_reviews(source: Path, report: ReadReport) -> List[Review]:
         ids = movies.get(review.review_id.rsplit("/", 1)[0], [])
         if review.number < len(ids) and ids[review.number]:
             reviews[index] = dataclasses.replace(review, movie_id=ids[review.number])
-            report.with_movie += 1
+            report.with_movie += review.labelled
     return reviews
 
 

@@ -48,6 +48,12 @@ class TrainerConfig:
     #: on the train split's text before the classifier is fitted (0: none).
     pretrain_lm_epochs: int = 0
     pretrain_lm_learning_rate: float = 2e-3
+    #: Knowledge distillation: epochs over the unlabelled reviews, labelled
+    #: by the n-gram teacher's probabilities, before the labelled epochs
+    #: (0: none; also none when the data has no unlabelled reviews).
+    distill_epochs: int = 0
+    #: At most this many unlabelled reviews per distillation epoch (0: all).
+    distill_max_reviews: int = 0
     # --- Optimisation ---
     batch_size: int = 64
     #: A full cosine schedule over 3 epochs fits the 15-minute budget of a
@@ -107,6 +113,9 @@ class TrainerConfig:
         _check(0.0 <= self.weight_average_momentum < 1.0,
                f"weight_average_momentum must be in [0, 1), got {self.weight_average_momentum}")
         _check(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
+        _check(self.distill_epochs >= 0 and self.distill_max_reviews >= 0,
+               "distill_epochs and distill_max_reviews must be >= 0, got "
+               f"{self.distill_epochs} and {self.distill_max_reviews}")
         _check(self.pretrain_lm_epochs >= 0,
                f"pretrain_lm_epochs must be >= 0, got {self.pretrain_lm_epochs}")
         _check(self.adversarial_epsilon >= 0,

@@ -13,7 +13,7 @@ import logging
 import os
 import platform
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -119,19 +119,22 @@ def configure_precision(hparams: TrainerConfig) -> str:
 class ProgressLogger(keras.callbacks.Callback):
     """One log line per epoch: metrics, seconds, examples per second."""
 
-    def __init__(self, train_examples: int):
+    def __init__(self, train_examples: int, phase: str = "labelled"):
         super().__init__()
-        self.train_examples = train_examples
-        self.epochs: List[Dict[str, float]] = []
+        self.train_examples, self.phase = train_examples, phase
+        self.epochs: List[Dict[str, Any]] = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._start
-        record = {"epoch": epoch + 1, "seconds": round(seconds, 1),
+        logs = dict(logs or {})
+        if self.phase != "labelled":  # accuracy against soft labels means nothing
+            logs = {k: v for k, v in logs.items() if k.startswith("val_") or k == "loss"}
+        record = {"epoch": epoch + 1, "phase": self.phase, "seconds": round(seconds, 1),
                   "examples_per_second": round(self.train_examples / seconds, 1),
-                  **{k: round(float(v), 4) for k, v in (logs or {}).items()}}
+                  **{k: round(float(v), 4) for k, v in logs.items()}}
         self.epochs.append(record)
         logging.info("Trainer epoch %s", json.dumps(record))
 
@@ -172,17 +175,28 @@ def token_id_matrix(dataset: tf.data.Dataset) -> np.ndarray:
     return np.concatenate([ids.numpy() for ids, _ in dataset])
 
 
+def training_steps(hparams: TrainerConfig, train_examples: int, distill_examples: int = 0) -> int:
+    """Optimiser steps of the whole fit: the distillation epochs, then the labelled ones."""
+    def batches(examples: int) -> int:
+        return -(-examples // hparams.batch_size)
+    return (batches(train_examples) * hparams.epochs
+            + (batches(distill_examples) * hparams.distill_epochs if distill_examples else 0))
+
+
 def build_classifier(hparams: TrainerConfig, vocabulary_size: int, train_examples: int,
-                     train_token_ids: Optional[np.ndarray] = None) -> keras.Model:
+                     train_token_ids: Optional[np.ndarray] = None,
+                     distill_examples: int = 0) -> keras.Model:
     """The compiled classifier, its layers pre-trained on `train_token_ids`.
 
     Shared by `train` and the training benchmarks, so both start from the same
-    model. The rows are required when `needs_train_rows(hparams)`.
+    model. The rows are required when `needs_train_rows(hparams)`. The
+    learning-rate schedule spans the distillation epochs over
+    `distill_examples` soft-labelled reviews, when there are any.
     """
-    steps_per_epoch = -(-train_examples // hparams.batch_size)
     with distribution_strategy().scope():
         model = build_model(hparams, vocabulary_size)
-        compile_model(model, hparams, total_steps=steps_per_epoch * hparams.epochs)
+        compile_model(model, hparams,
+                      total_steps=training_steps(hparams, train_examples, distill_examples))
         if needs_train_rows(hparams) and train_token_ids is None:
             raise ValueError("pre-training needs the train split's token ids")
         vectors = None
@@ -198,6 +212,29 @@ def build_classifier(hparams: TrainerConfig, vocabulary_size: int, train_example
     return model
 
 
+def fit_phases(model: keras.Model, hparams: TrainerConfig, train_dataset: tf.data.Dataset,
+               distill_dataset: Optional[tf.data.Dataset] = None,
+               distill_callbacks: Sequence[keras.callbacks.Callback] = (),
+               labelled_callbacks: Sequence[keras.callbacks.Callback] = (),
+               validation_data: Optional[tf.data.Dataset] = None) -> None:
+    """Distillation, then the labels: the recipe's two phases of `fit`.
+
+    With a `distill_dataset` of (token ids, teacher probability) pairs, the
+    model first fits the teacher's soft labels for `distill_epochs`, then the
+    labelled reviews for `epochs`; one optimiser and one learning-rate
+    schedule run through both. Early stopping belongs in `labelled_callbacks`:
+    only a labelled epoch may be the one kept.
+    """
+    distill_epochs = hparams.distill_epochs if distill_dataset is not None else 0
+    if distill_epochs:
+        model.fit(distill_dataset, validation_data=validation_data, epochs=distill_epochs,
+                  callbacks=[*epoch_callbacks(hparams), *distill_callbacks], verbose=0)
+    # Epochs are numbered on from the distillation's, so a history reads in order.
+    model.fit(train_dataset, validation_data=validation_data, initial_epoch=distill_epochs,
+              epochs=distill_epochs + hparams.epochs,
+              callbacks=[*epoch_callbacks(hparams), *labelled_callbacks], verbose=0)
+
+
 def needs_train_rows(hparams: TrainerConfig) -> bool:
     """Whether building the classifier reads the train split's token ids."""
     return hparams.pretrain_embeddings or hparams.pretrain_lm_epochs > 0
@@ -205,31 +242,34 @@ def needs_train_rows(hparams: TrainerConfig) -> bool:
 
 def train(hparams: TrainerConfig, train_dataset: tf.data.Dataset, eval_dataset: tf.data.Dataset,
           train_examples: int, vocabulary_size: int,
-          log_dir: Optional[str] = None) -> Tuple[keras.Model, Dict[str, Any]]:
-    """Fits the classifier; keeps the weights of the best eval epoch."""
+          log_dir: Optional[str] = None, distill_dataset: Optional[tf.data.Dataset] = None,
+          distill_examples: int = 0) -> Tuple[keras.Model, Dict[str, Any]]:
+    """Fits the classifier (after distillation, when given soft-labelled
+    reviews); keeps the weights of the best labelled eval epoch."""
     keras.utils.set_random_seed(hparams.seed)
     policy = configure_precision(hparams)
     start = time.perf_counter()
+    if not (distill_dataset is not None and hparams.distill_epochs and distill_examples):
+        distill_dataset, distill_examples = None, 0
     rows = token_id_matrix(train_dataset) if needs_train_rows(hparams) else None
-    model = build_classifier(hparams, vocabulary_size, train_examples, rows)
+    model = build_classifier(hparams, vocabulary_size, train_examples, rows, distill_examples)
     setup_seconds = round(time.perf_counter() - start, 1)
+    distill_progress = ProgressLogger(distill_examples, phase="distill")
     progress = ProgressLogger(train_examples)
-    callbacks: List[keras.callbacks.Callback] = [
-        *epoch_callbacks(hparams),
-        progress,
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
-                                      patience=hparams.early_stopping_patience,
-                                      restore_best_weights=True),
-    ]
-    if log_dir:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"))
-    model.fit(train_dataset, validation_data=eval_dataset, epochs=hparams.epochs,
-              callbacks=callbacks, verbose=0)
+    common: List[keras.callbacks.Callback] = (
+        [keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch")] if log_dir else [])
+    fit_phases(model, hparams, train_dataset, distill_dataset,
+               distill_callbacks=[distill_progress, *common],
+               labelled_callbacks=[progress, keras.callbacks.EarlyStopping(
+                   monitor="val_accuracy", mode="max", patience=hparams.early_stopping_patience,
+                   restore_best_weights=True), *common],
+               validation_data=eval_dataset)
     logging.info("Trainer: fit returned after %.1fs", time.perf_counter() - start)
     best = max(progress.epochs, key=lambda e: e.get("val_accuracy", 0.0)) if progress.epochs else {}
     history = {"policy": policy, "seconds": round(time.perf_counter() - start, 1),
-               "setup_seconds": setup_seconds,
-               "train_examples": train_examples, "epochs": progress.epochs, "best_epoch": best}
+               "setup_seconds": setup_seconds, "train_examples": train_examples,
+               "distill_examples": distill_examples,
+               "epochs": distill_progress.epochs + progress.epochs, "best_epoch": best}
     return model, history
 
 
