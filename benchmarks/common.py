@@ -62,13 +62,9 @@ def machine_info() -> Dict[str, str]:
             "gpus": str(len(tf.config.list_physical_devices("GPU")))}
 
 
-def tokenize(texts: Sequence[str], batch: int = 2048) -> List[List[str]]:
+def tokenize(texts: Sequence[str]) -> List[List[str]]:
     """The Transform graph's normalisation and split, untruncated."""
-    tokens: List[List[str]] = []
-    for start in range(0, len(texts), batch):
-        normalized = preprocessing.normalize(tf.constant(list(texts[start:start + batch]))).numpy()
-        tokens.extend(line.decode().split(" ") for line in normalized)
-    return tokens
+    return preprocessing.word_lists(texts)
 
 
 RawSplit = Tuple[List[str], np.ndarray]

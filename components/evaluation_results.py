@@ -9,6 +9,12 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Optional
 
+from . import paired_accuracy
+
+#: The paired difference's values, as the Evaluator stores them (diff keys).
+PAIRED_VALUES = (paired_accuracy.NAME, paired_accuracy.LOWER, paired_accuracy.UPPER,
+                 paired_accuracy.ONLY_CANDIDATE, paired_accuracy.ONLY_BASELINE)
+
 
 def _finite(value: float) -> Optional[float]:
     return round(value, 4) if value is not None and math.isfinite(value) else None
@@ -58,7 +64,8 @@ def evaluation_metrics(evaluation_uri: str) -> Dict[str, Any]:
             if role != "difference":
                 target = baseline if role == "linear_baseline" else metrics
                 target.setdefault(split, {}).setdefault(name, {})[key.name] = value
-            if name == "overall" and key.name in ("binary_accuracy", "example_count"):
+            if name == "overall" and key.name in ("binary_accuracy", "example_count",
+                                                  *PAIRED_VALUES):
                 intervals.setdefault(split, {}).setdefault(role, {})[key.name] = value
 
     def ordered(by_split):
@@ -87,19 +94,41 @@ def wilson_interval(accuracy: float, count: float, z: float = 1.96) -> List[floa
 
 
 def accuracy_comparison(by_role: Dict[str, Dict[str, float]]) -> Dict[str, Any]:
-    """Both models' accuracy on one split, each with its 95% interval, and their difference.
-
-    The difference has no interval here: a paired one needs both models'
-    verdicts review by review (`benchmarks/model_comparison.py` computes it).
-    """
+    """Both models' accuracy on one split, each with its 95% interval, and their
+    difference (candidate − baseline) with its paired 95% interval
+    (`components/paired_accuracy.py`; None when the evaluation did not compute it)."""
     result: Dict[str, Any] = {}
     for role in ("candidate", "linear_baseline"):
         values = by_role.get(role, {})
         if values.get("binary_accuracy") is not None:
             result[role] = {"value": values["binary_accuracy"], "ci95": wilson_interval(
                 values["binary_accuracy"], values.get("example_count") or 0)}
-    difference = by_role.get("difference", {}).get("binary_accuracy")
+    paired = by_role.get("difference", {})
+    difference = paired.get(paired_accuracy.NAME, paired.get("binary_accuracy"))
     if difference is not None:
-        result["difference"] = {"value": difference, "ci95": None}
+        lower, upper = paired.get(paired_accuracy.LOWER), paired.get(paired_accuracy.UPPER)
+        result["difference"] = {
+            "value": difference,
+            "ci95": [lower, upper] if lower is not None and upper is not None else None,
+            "only_candidate_right": paired.get(paired_accuracy.ONLY_CANDIDATE),
+            "only_baseline_right": paired.get(paired_accuracy.ONLY_BASELINE)}
     result["reviews"] = by_role.get("candidate", {}).get("example_count")
     return result
+
+
+def margin_sentence(comparison: Dict[str, Any], split: str) -> Optional[str]:
+    """One plain sentence on the BiLSTM against the linear baseline on `split`."""
+    difference = (comparison or {}).get("difference")
+    if not difference or difference.get("value") is None:
+        return None
+    value, ci95 = difference["value"], difference.get("ci95")
+    interval = f" (paired 95% interval {ci95[0]:+.4f} to {ci95[1]:+.4f})" if ci95 else ""
+    if ci95 and ci95[1] < 0:
+        verdict = "the BiLSTM trails the linear baseline"
+    elif ci95 and ci95[0] > 0:
+        verdict = "the BiLSTM beats the linear baseline"
+    elif ci95:
+        verdict = "the BiLSTM and the linear baseline cannot be told apart"
+    else:
+        verdict = "the BiLSTM " + ("trails" if value < 0 else "leads") + " the linear baseline"
+    return f"{verdict} on {split}: {value:+.4f} accuracy{interval}"

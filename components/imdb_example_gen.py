@@ -28,7 +28,7 @@ from . import imdb_data
 
 #: Name of the JSON report written next to the splits.
 REPORT_FILE = "ingestion_report.json"
-SHARDS = {"train": 4, "eval": 1, "report": 1, "test": 2}
+SHARDS = {"train": 4, "eval": 1, "report": 1, "test": 2, imdb_data.UNSUP_SPLIT: 4}
 
 
 def word_count(text: str) -> int:
@@ -70,14 +70,16 @@ def review_to_example(review: imdb_data.Review, split: str,
     def _int(value: int) -> tf.train.Feature:
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
 
-    return tf.train.Example(features=tf.train.Features(feature={
+    feature = {
         features.TEXT: _bytes(review.text),
-        features.LABEL: _int(review.label),
         features.RATING: _int(review.rating),
         features.REVIEW_ID: _bytes(review.review_id),
         features.DATA_SPLIT: _bytes(split),
         features.LENGTH_BUCKET: _bytes(length_bucket(word_count(review.text), boundaries)),
-    }))
+    }
+    if review.labelled:  # an unlabelled review has no label feature, rather than a false one
+        feature[features.LABEL] = _int(review.label)
+    return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
 def assign_splits(reviews: List[imdb_data.Review], rule: imdb_data.SplitRule,
@@ -86,7 +88,9 @@ def assign_splits(reviews: List[imdb_data.Review], rule: imdb_data.SplitRule,
     splits: Dict[str, List[imdb_data.Review]] = {}
     for review in reviews:
         if imdb_data.in_sample(review, sample_percent, rule.salt):
-            splits.setdefault(rule.split_of(review), []).append(review)
+            split = rule.split_of(review)
+            if split != imdb_data.EXCLUDED:
+                splits.setdefault(split, []).append(review)
     for records in splits.values():
         records.sort(key=lambda r: imdb_data.hash_bucket(r.review_id, f"order:{rule.salt}", 1 << 62))
     return splits
@@ -109,23 +113,27 @@ def write_split_files(output_uri: str, splits: Dict[str, List[imdb_data.Review]]
                 review_to_example(review, split, boundaries).SerializeToString(deterministic=True))
         for writer in writers:
             writer.close()
-        counts[split] = {"reviews": len(records), "positive": sum(r.label for r in records),
+        counts[split] = {"reviews": len(records),
                          "movies": len({r.movie_id for r in records if r.movie_id})}
+        if split != imdb_data.UNSUP_SPLIT:
+            counts[split]["positive"] = sum(r.label for r in records)
     return counts
 
 
 def write_splits(output_uri: str, data: str, cache_dir: str, rule: imdb_data.SplitRule,
                  sample_percent: int, max_skip_fraction: float,
-                 require_test: bool = False) -> Dict[str, Any]:
+                 require_test: bool = False, unlabelled: bool = False) -> Dict[str, Any]:
     """Reads the dataset and writes its splits; returns the ingestion report.
 
     The report is also written as JSON next to the splits. Records of a split
     are written in hash order, so the files are shuffled yet byte-identical
-    on every run.
+    on every run. With `unlabelled`, the reviews of `train/unsup/` whose movie
+    is in `train` become the `unsup` split (`imdb_data.SplitRule`).
     """
     source = imdb_data.resolve_source(data, Path(cache_dir))
     report = imdb_data.ReadReport()
-    reviews = imdb_data.read_reviews(source, report)
+    everything = imdb_data.read_reviews(source, report, unlabelled=unlabelled)
+    reviews = [review for review in everything if review.labelled]
     report.reviews = len(reviews)
     report.has_test_split = any(r.source_split == "test" for r in reviews)
     logging.info("ImdbExampleGen: read %d reviews (%d with a movie id)", len(reviews),
@@ -134,7 +142,11 @@ def write_splits(output_uri: str, data: str, cache_dir: str, rule: imdb_data.Spl
     if not any(r.source_split == "train" for r in reviews):
         raise imdb_data.DataError(f"{source}: no labelled reviews under train/ (found only "
                                   "test/); training needs train/pos and train/neg")
-    splits = assign_splits(reviews, rule, sample_percent)
+    splits = assign_splits(everything, rule, sample_percent)
+    unlabelled_found = len(everything) - len(reviews)
+    if unlabelled:
+        logging.info("ImdbExampleGen: %d unlabelled reviews, %d of train movies kept", unlabelled_found,
+                     len(splits.get(imdb_data.UNSUP_SPLIT, [])))
     if require_test and "test" not in splits:
         raise imdb_data.DataError(
             f"{source}: evaluation.test_split is on but there are no reviews under test/ "
@@ -155,6 +167,9 @@ def write_splits(output_uri: str, data: str, cache_dir: str, rule: imdb_data.Spl
         "skipped": report.skipped,
         "skipped_examples": report.skipped_examples,
         "has_test_split": report.has_test_split,
+        # None: not asked for; otherwise the reviews found under train/unsup/
+        # (those of eval/report movies are found but not written).
+        "unlabelled_found": unlabelled_found if unlabelled else None,
     }
     with tf.io.gfile.GFile(os.path.join(output_uri, REPORT_FILE), "w") as handle:
         handle.write(json.dumps(summary, indent=2))
@@ -179,6 +194,7 @@ class Executor(base_executor.BaseExecutor):
             sample_percent=exec_properties["sample_percent"],
             max_skip_fraction=exec_properties["max_skip_fraction"],
             require_test=bool(exec_properties.get("require_test") or 0),
+            unlabelled=bool(exec_properties.get("unlabelled") or 0),
         )
         examples.split_names = artifact_utils.encode_split_names(sorted(summary["splits"]))
         examples.span = 0
@@ -203,20 +219,24 @@ class ImdbExampleGenSpec(types.ComponentSpec):
         "data_fingerprint": ExecutionParameter(type=str),
         # 1: the Evaluator will read the test split, so the data must have one.
         "require_test": ExecutionParameter(type=int, optional=True),
+        # 1: also write the `unsup` split from train/unsup/, when the data has one.
+        "unlabelled": ExecutionParameter(type=int, optional=True),
     }
     INPUTS: Dict[str, ChannelParameter] = {}
     OUTPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
 
 
 class ImdbExampleGen(base_component.BaseComponent):
-    """Emits `train`, `eval`, `report` (`imdb_data.SplitRule`) and, when present, `test`."""
+    """Emits `train`, `eval`, `report` (`imdb_data.SplitRule`) and, when present,
+    `test` and (with `unlabelled`) `unsup`."""
 
     SPEC_CLASS = ImdbExampleGenSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, data: str, cache_dir: str, rule: imdb_data.SplitRule,
                  sample_percent: int = 100, max_skip_fraction: float = 0.01,
-                 data_fingerprint: str = "", require_test: bool = False):
+                 data_fingerprint: str = "", require_test: bool = False,
+                 unlabelled: bool = False):
         if not 0 < sample_percent <= 100:
             raise ValueError(f"sample_percent must be in (0, 100], got {sample_percent}")
         spec = ImdbExampleGenSpec(
@@ -224,7 +244,7 @@ class ImdbExampleGen(base_component.BaseComponent):
             report_percent=rule.report_percent, group_by_movie=int(rule.group_by_movie),
             sample_percent=sample_percent, split_salt=rule.salt,
             max_skip_fraction=max_skip_fraction, data_fingerprint=data_fingerprint,
-            require_test=int(require_test),
+            require_test=int(require_test), unlabelled=int(unlabelled),
             examples=types.Channel(type=standard_artifacts.Examples))
         super().__init__(spec=spec)
 

@@ -34,6 +34,7 @@ from typing import Any, Dict, List, Optional
 import tensorflow as tf
 
 from imdb_sentiment.trainer import features
+from .evaluation_results import margin_sentence
 
 LINEAGE_FILE = "lineage.json"
 CARD_FILE = "model_card.json"
@@ -127,6 +128,15 @@ def _metric_rows(lineage: Dict[str, Any]) -> List[Dict[str, Any]]:
                         rows.append({"type": f"{metric} ({model})", "value": values[metric],
                                      "slice": f"{split}" + ("" if slice_name == "overall"
                                                             else f", {slice_name}")})
+    for split, entry in (evaluation.get("accuracy") or {}).items():
+        difference = (entry or {}).get("difference") or {}
+        if difference.get("value") is None:
+            continue
+        ci95 = difference.get("ci95")
+        # Schema v0.0.2 has no interval field: the interval goes in the type's words.
+        interval = f"; paired 95% interval {ci95[0]:+.4f} to {ci95[1]:+.4f}" if ci95 else ""
+        rows.append({"type": f"binary_accuracy difference (BiLSTM − linear baseline{interval})",
+                     "value": difference["value"], "slice": split})
     return rows
 
 
@@ -141,6 +151,12 @@ def _limitations(lineage: Dict[str, Any]) -> List[Dict[str, str]]:
         "Trained on polar reviews only (ratings 1-4 and 7-10); mixed reviews (5-6) were never "
         "seen.",
     ]
+    for split in ("report", "eval"):
+        sentence = margin_sentence(
+            ((lineage.get("evaluation") or {}).get("accuracy") or {}).get(split), split)
+        if sentence:
+            limits.append(sentence[0].upper() + sentence[1:] + ".")
+            break
     report = ((lineage.get("evaluation") or {}).get("metrics") or {}).get("report") or {}
     by_length = {name: v.get("binary_accuracy") for name, v in report.items()
                  if name.startswith(features.LENGTH_BUCKET) and v.get("binary_accuracy") is not None}

@@ -113,7 +113,9 @@ def _with_interval(entry: Optional[Dict[str, Any]], signed: bool = False) -> str
         return "-"
     value = f"{entry['value']:+.4f}" if signed else f"{entry['value']:.4f}"
     low, high = entry.get("ci95") or (None, None)
-    return value if low is None or high is None else f"{value} [{low:.3f}, {high:.3f}]"
+    if low is None or high is None:
+        return value
+    return f"{value} [{low:+.3f}, {high:+.3f}]" if signed else f"{value} [{low:.3f}, {high:.3f}]"
 
 
 def accuracy_table(record: Dict[str, Any]) -> List[str]:
@@ -169,6 +171,8 @@ def _print_summary(record: Dict[str, Any], terminal) -> None:
     for split in ("report", "test"):  # the splits that decide nothing
         for line in slice_table(record, split, features.LENGTH_BUCKET):
             write(line)
+    for sentence in (record.get("baseline_margin") or {}).values():
+        write(f"  {sentence}")
     if record.get("blessed") is not None:
         write(f"  blessed: {'yes' if record['blessed'] else 'no'} ({record.get('blessing_reason')})")
     write(f"  pushed model: {record.get('pushed_model') or 'none'}")

@@ -20,6 +20,7 @@ from typing import Any, Dict, Sequence, Tuple
 from imdb_sentiment.components.text_profile import TextLimits
 from imdb_sentiment.components.imdb_data import SplitRule
 from imdb_sentiment.trainer.hparams import BaselineConfig, TrainerConfig, parse_value
+from imdb_sentiment.trainer.teacher import TeacherConfig
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 #: The curated schema shipped with the package (see pipeline/schema/).
@@ -76,11 +77,14 @@ TEST_SPLIT_MODES = ("auto", "on", "off")
 class EvaluationConfig:
     """What a model must achieve to be blessed and pushed."""
 
-    #: Absolute lower bound on binary accuracy (eval split).
-    accuracy_lower_bound: float = 0.88
-    #: How much the BiLSTM's eval accuracy must exceed the linear baseline's
-    #: (absolute; negative lets it lose by that much).
-    min_margin_over_baseline: float = 0.0
+    #: Absolute lower bound on binary accuracy (eval split): the reference
+    #: notebooks' test accuracy, the model this project set out to reproduce.
+    accuracy_lower_bound: float = 0.85
+    #: How far the BiLSTM's eval accuracy may fall below the linear baseline's
+    #: and still be blessed (absolute; 0 is the strict rule "must not lose").
+    #: The comparison catches a broken model; it is not the research target.
+    #: Why this value: docs/evaluation-protocol.md.
+    min_margin_over_baseline: float = -0.03
     #: How much accuracy may drop against the served model (absolute).
     max_accuracy_drop: float = 0.01
     #: Feature the metrics are also sliced by.
@@ -131,6 +135,9 @@ class PipelineConfig:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    #: The n-gram teacher that labels the unlabelled reviews for distillation
+    #: (used when `trainer.distill_epochs` > 0 and the data has train/unsup/).
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     @property

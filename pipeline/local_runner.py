@@ -23,7 +23,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, TextIO, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from absl import logging as absl_logging
 
@@ -255,9 +255,11 @@ class ComponentProgress(logging.Handler):
         match = _EPOCH_EVENT.match(message)
         if match:
             epoch = json.loads(match.group(1))
+            fitted = (f"accuracy {epoch.get('accuracy', float('nan')):.4f}"
+                      if epoch.get("phase", "labelled") == "labelled"
+                      else "distillation from the teacher's soft labels")
             self._say(f"      epoch {epoch['epoch']}: loss {epoch.get('loss', float('nan')):.4f}, "
-                      f"accuracy {epoch.get('accuracy', float('nan')):.4f}, "
-                      f"eval accuracy {epoch.get('val_accuracy', float('nan')):.4f} "
+                      f"{fitted}, eval accuracy {epoch.get('val_accuracy', float('nan')):.4f} "
                       f"({epoch['seconds']:.0f}s, {epoch['examples_per_second']:.0f} reviews/s)")
 
 
@@ -344,17 +346,17 @@ def sqlite_connection_config(path: Path):
 
 def build_run_record(reader: Any, config: PipelineConfig, *, started_ms: int, seconds: float,
                      error: Optional[BaseException], log_path: Path, running_node: Optional[str],
-                     component_seconds: Dict[str, float]) -> Dict[str, Any]:
+                     component_seconds: Dict[str, float],
+                     component_ids: Sequence[str]) -> Dict[str, Any]:
     """The run record (`last_run.json`), from what MLMD (`reader`) says about this run.
 
     `running_node` is the component that was running when the run stopped: if
     MLMD has no execution for it, it failed before registering one.
     """
     from . import run_summary
-    from .pipeline import COMPONENT_IDS
 
     components: List[Dict[str, Any]] = []
-    for node_id in COMPONENT_IDS:
+    for node_id in component_ids:
         state = run_summary.execution_state(reader, node_id, started_ms)
         if state is None and node_id == running_node:
             state = "failed"
@@ -393,7 +395,7 @@ def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
     from imdb_sentiment.components.imdb_example_gen import local_data_fingerprint
     from imdb_sentiment.components.served_model_gate import newest_version
     from . import run_summary
-    from .pipeline import COMPONENT_IDS, create_pipeline
+    from .pipeline import component_ids, create_pipeline
 
     layout = HomeLayout(home)
     config = resolve_test_split(configure_for_home(config, home))
@@ -404,7 +406,8 @@ def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
         served_version=os.path.basename(served) if served else "",
         metadata_connection_config=connection,
         beam_pipeline_args=config.beam_pipeline_args or DEFAULT_BEAM_ARGS)
-    progress = ComponentProgress(terminal, total=len(COMPONENT_IDS), stop=stop)
+    ids = component_ids(pipeline)
+    progress = ComponentProgress(terminal, total=len(ids), stop=stop)
     logging.getLogger().addHandler(progress)
     started_ms = int(time.time() * 1000)
     started = time.perf_counter()
@@ -420,7 +423,8 @@ def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
     record = build_run_record(
         run_summary.MetadataReader(connection, config.pipeline_name), config,
         started_ms=started_ms, seconds=time.perf_counter() - started, error=error,
-        log_path=log_path, running_node=progress.current, component_seconds=progress.seconds)
+        log_path=log_path, running_node=progress.current, component_seconds=progress.seconds,
+        component_ids=ids)
     atomic_write_text(layout.last_run, json.dumps(record, indent=2))
     if error is not None:
         raise error

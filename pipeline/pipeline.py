@@ -16,9 +16,13 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
 from imdb_sentiment.components.atomic_pusher import AtomicPusherExecutor
+from imdb_sentiment.components.distilling_trainer import DistillingTrainer
 from imdb_sentiment.components.data_gate import DataGate, TextLimits
+from imdb_sentiment.components.imdb_data import UNSUP_SPLIT
 from imdb_sentiment.components.imdb_example_gen import ImdbExampleGen
+from imdb_sentiment.components.paired_accuracy import PairedAccuracyDifference
 from imdb_sentiment.components.served_model_gate import ServedModelGate
+from imdb_sentiment.components.teacher_labels import TeacherLabels
 from imdb_sentiment.trainer import features
 from .config import PipelineConfig, source_fingerprint
 
@@ -42,10 +46,13 @@ GATED_SPLIT, REPORTED_SPLITS, TEST_SPLIT = "eval", ("report",), "test"
 #: Thresholds of the confusion matrices TFMA reports (0.5 is the served decision).
 CONFUSION_THRESHOLDS = (0.25, 0.5, 0.75)
 
-#: Component ids, in execution order (also the order of the run summary).
-COMPONENT_IDS = ("ImdbExampleGen", "SchemaGen", "StatisticsGen", "ExampleValidator", "DataGate",
-                 "Transform", "Trainer", "BaselineTrainer", "Evaluator", "ServedModelGate",
-                 "Pusher")
+TEACHER_SOURCES = ("__init__.py", "features.py", "hparams.py", "preprocessing.py", "teacher.py")
+
+
+def component_ids(pipeline: tfx.dsl.Pipeline) -> Tuple[str, ...]:
+    """The ids of a built pipeline's components, in the order `create_pipeline`
+    lists them (an order they can run in; also the order of the run summary)."""
+    return tuple(component.id for component in pipeline.components)
 
 
 def evaluated_splits(config: PipelineConfig) -> Tuple[str, ...]:
@@ -110,6 +117,9 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                               config='"thresholds": %s' % list(CONFUSION_THRESHOLDS)),
             # The precision-recall curve the run report draws.
             tfma.MetricConfig(class_name="ConfusionMatrixPlot", config='"num_thresholds": 100'),
+            # BiLSTM − baseline accuracy with its paired interval, review by review.
+            tfma.MetricConfig(class_name=PairedAccuracyDifference.__name__,
+                              module=PairedAccuracyDifference.__module__),
         ], model_names=[CANDIDATE, BASELINE])])
 
 
@@ -128,15 +138,19 @@ def create_pipeline(
     baseline_config = config.baseline.to_custom_config(source_fingerprint(
         *(TRAINER_PACKAGE_DIR / name for name in BASELINE_SOURCES)))
 
+    distilling = config.trainer.distill_epochs > 0
     example_gen = ImdbExampleGen(
         data=config.data, cache_dir=config.download_cache_dir,
         rule=config.ingestion.split_rule(),
         sample_percent=config.ingestion.sample_percent,
         require_test=TEST_SPLIT in evaluated_splits(config),
-        data_fingerprint=data_fingerprint)
+        data_fingerprint=data_fingerprint, unlabelled=distilling)
     examples = example_gen.outputs["examples"]
 
-    statistics_gen = tfx.components.StatisticsGen(examples=examples)
+    # The unlabelled reviews are the teacher's alone: no statistic, check or
+    # evaluation reads them (so no schema requires them to carry a label).
+    statistics_gen = tfx.components.StatisticsGen(examples=examples,
+                                                  exclude_splits=[UNSUP_SPLIT])
     schema_gen = tfx.components.ImportSchemaGen(
         schema_file=os.path.join(config.schema_dir, SCHEMA_FILE)).with_id("SchemaGen")
     schema = schema_gen.outputs["schema"]
@@ -162,18 +176,25 @@ def create_pipeline(
         custom_config=transform_config)
     transform.add_upstream_node(data_gate)
 
-    def trainer_of(run_fn: str, custom_config: dict) -> tfx.components.Trainer:
+    teacher_labels = TeacherLabels(
+        examples=examples, transform_graph=transform.outputs["transform_graph"],
+        config=config.teacher, max_reviews=config.trainer.distill_max_reviews,
+        code_fingerprint=source_fingerprint(
+            *(TRAINER_PACKAGE_DIR / name for name in TEACHER_SOURCES))) if distilling else None
+
+    def trainer_of(run_fn: str, custom_config: dict, **more) -> tfx.components.Trainer:
         """A Trainer on the Transform output: fits on `train`, stops early on `eval`."""
-        return tfx.components.Trainer(
+        return DistillingTrainer(
             run_fn=run_fn,
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
             schema=schema,
             train_args=tfx.proto.TrainArgs(splits=["train"]),
             eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-            custom_config=custom_config)
+            custom_config=custom_config, **more)
 
-    trainer = trainer_of(RUN_FN, trainer_config)
+    trainer = trainer_of(RUN_FN, trainer_config, soft_labels=(
+        teacher_labels.outputs["soft_labels"] if teacher_labels else None)).with_id("Trainer")
     baseline_trainer = trainer_of(BASELINE_RUN_FN, baseline_config).with_id("BaselineTrainer")
 
     # TFMA's baseline slot holds the linear model; the last good model is the
@@ -201,8 +222,9 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, data_gate, transform,
-                    trainer, baseline_trainer, evaluator, served_model_gate, pusher],
+        components=[example_gen, schema_gen, statistics_gen, example_validator, data_gate, transform,
+                    *([teacher_labels] if teacher_labels else []), trainer, baseline_trainer,
+                    evaluator, served_model_gate, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args or config.beam_pipeline_args),

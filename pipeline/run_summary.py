@@ -16,7 +16,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from imdb_sentiment.components.evaluation_results import (  # noqa: F401  (re-exported)
-    accuracy_comparison, evaluation_metrics, split_of, wilson_interval)
+    accuracy_comparison, evaluation_metrics, margin_sentence, split_of, wilson_interval)
 
 _STATES = {
     metadata_store_pb2.Execution.NEW: "new",
@@ -69,6 +69,11 @@ def _property(artifact: metadata_store_pb2.Artifact, name: str) -> Any:
     return getattr(value, kind) if kind else None
 
 
+#: What the Evaluator's thresholds check (the wording every record uses).
+PASSED_EVALUATOR = ("passed the accuracy floor and the tolerance against the linear baseline "
+                    "(evaluation.min_margin_over_baseline)")
+
+
 def blessing_reason(evaluation_uri: str) -> str:
     """A sentence saying why the Evaluator did or did not bless the model."""
     import tensorflow_model_analysis as tfma
@@ -78,7 +83,7 @@ def blessing_reason(evaluation_uri: str) -> str:
     except Exception as error:  # noqa: BLE001 - the summary must still be written
         return f"validation result unreadable ({error})"
     if validation.validation_ok:
-        return "passed the accuracy floor and the margin over the linear baseline"
+        return PASSED_EVALUATOR
     failures = []
     for slice_result in validation.metric_validations_per_slice:
         where = f"the {split_of(slice_result.slice_key) or 'whole'} split"
@@ -117,6 +122,9 @@ def model_summary(reader: MetadataReader, since_ms: int) -> Dict[str, Any]:
     evaluation = reader.output("Evaluator", "evaluation", since_ms)
     if evaluation is not None:
         summary.update(evaluation_metrics(evaluation.uri))
+        summary["baseline_margin"] = {
+            split: sentence for split in ("eval", "report")
+            if (sentence := margin_sentence(summary["accuracy"].get(split), split))}
     evaluator_blessing = reader.output("Evaluator", "blessing", since_ms)
     gate = reader.output("ServedModelGate", "blessing", since_ms)
     if evaluator_blessing is not None and not _property(evaluator_blessing, "blessed"):
@@ -125,8 +133,7 @@ def model_summary(reader: MetadataReader, since_ms: int) -> Dict[str, Any]:
     elif gate is not None:
         summary["blessed"] = bool(_property(gate, "blessed"))
         summary["blessing_reason"] = (
-            ("passed the accuracy floor and the margin over the linear baseline; "
-             if summary["blessed"] else "") + str(_property(gate, "reason")))
+            (f"{PASSED_EVALUATOR}; " if summary["blessed"] else "") + str(_property(gate, "reason")))
     pushed = reader.output("Pusher", "pushed_model", since_ms)
     if pushed is not None and _property(pushed, "pushed"):
         summary["pushed_model"] = _property(pushed, "pushed_destination")

@@ -59,7 +59,8 @@ def test_the_run_record_marks_the_running_component_failed_and_keeps_the_config(
     record = build_run_record(
         _EmptyMetadata(), config_lib.profile_config("smoke"), started_ms=0, seconds=12.34,
         error=OSError("disk full"), log_path=tmp_path / "run.log", running_node="Transform",
-        component_seconds={"ImdbExampleGen": 3.0})
+        component_seconds={"ImdbExampleGen": 3.0},
+        component_ids=("ImdbExampleGen", "Transform", "Trainer"))
     status = {c["component"]: c["status"] for c in record["components"]}
     assert status["Transform"] == "failed" and status["Trainer"] == "not run"
     assert record["components"][0] == {"component": "ImdbExampleGen", "status": "not run", "seconds": 3.0}

@@ -4,7 +4,7 @@ TEXT = "text"
 LABEL = "label"
 RATING = "rating"
 REVIEW_ID = "review_id"
-#: The split a review was written to (train, eval, report, test): TFMA slices by it.
+#: The split a review was written to (train, eval, report, test, unsup): TFMA slices by it.
 DATA_SPLIT = "data_split"
 #: The review's length class, e.g. "q2: 126-210 words": quartiles of the train
 #: split's word counts, fixed at ingestion. TFMA slices by it.
@@ -12,6 +12,9 @@ LENGTH_BUCKET = "length_bucket"
 
 #: Transformed feature: right-padded token ids, 0 = padding.
 TOKEN_IDS = "token_ids"
+#: The distillation teacher's P(positive) for an unlabelled review: the soft
+#: label the BiLSTM first learns from (components/teacher_labels.py).
+TEACHER_PROBABILITY = "teacher_probability"
 #: Name of the vocabulary file TF Transform writes.
 VOCABULARY = "tokens"
 #: Transformed features of the linear baseline: distinct n-gram ids of a

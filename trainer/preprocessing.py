@@ -19,7 +19,7 @@ Choices (stated once, here):
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -61,6 +61,16 @@ def truncate(tokens: tf.RaggedTensor, max_length: int, head: int = 0) -> tf.Ragg
 def tokenize(text: tf.Tensor, max_length: int, head: int = 0) -> tf.RaggedTensor:
     """The tokens of each normalised review that the model sees."""
     return truncate(tf.strings.split(normalize(text)), max_length, head)
+
+
+def word_lists(texts: Sequence[str], batch: int = 2048) -> List[List[str]]:
+    """Every word of each review, as the Transform graph normalises it, untruncated
+    (for models fitted outside the graph: the distillation teacher, the benchmarks)."""
+    words: List[List[str]] = []
+    for start in range(0, len(texts), batch):
+        normalized = normalize(tf.constant(list(texts[start:start + batch]))).numpy()
+        words.extend(line.decode("utf-8", errors="replace").split(" ") for line in normalized)
+    return words
 
 
 def word_ngrams(tokens: tf.RaggedTensor, order: int) -> tf.RaggedTensor:

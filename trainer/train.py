@@ -29,6 +29,9 @@ from .model import build_model, compile_model, review_lengths
 from .signatures import export_serving_model
 
 HISTORY_FILE = features.TRAINING_HISTORY_FILE
+#: The `custom_config` key under which the Trainer's executor names the files
+#: of soft-labelled reviews (token ids, teacher probability) to distil from.
+SOFT_LABEL_FILES = "soft_label_files"
 
 
 def bucket_boundaries(max_length: int, buckets: int) -> List[int]:
@@ -75,6 +78,26 @@ def make_dataset(file_pattern: Any, feature_spec: Dict[str, Any], hparams: Train
         tf.cast(tf.reshape(example[features.LABEL], []), tf.float32))).cache()
     count = int(examples.reduce(0, lambda total, _: total + 1).numpy())
     return batch_by_length(examples, count, hparams, training), count
+
+
+def make_distillation_dataset(file_pattern: str, hparams: TrainerConfig,
+                              ) -> Tuple[Optional[tf.data.Dataset], int]:
+    """Soft-labelled reviews (token_ids, teacher probability) as length-grouped
+    training batches; (None, 0) when nothing matches `file_pattern`."""
+    files = sorted(tf.io.gfile.glob(file_pattern)) if file_pattern else []
+    spec = {features.TOKEN_IDS: tf.io.FixedLenFeature([hparams.max_sequence_length], tf.int64),
+            features.TEACHER_PROBABILITY: tf.io.FixedLenFeature([], tf.float32)}
+    examples = tf.data.TFRecordDataset(files, compression_type="GZIP") if files else None
+    if examples is None:
+        return None, 0
+    examples = examples.map(lambda record: tf.io.parse_single_example(record, spec),
+                            num_parallel_calls=parallel_calls())
+    examples = examples.map(lambda example: (example[features.TOKEN_IDS],
+                                             example[features.TEACHER_PROBABILITY])).cache()
+    count = int(examples.reduce(0, lambda total, _: total + 1).numpy())
+    if not count:
+        return None, 0
+    return batch_by_length(examples, count, hparams, training=True), count
 
 
 def cpu_model_name() -> str:
@@ -281,10 +304,19 @@ def run_fn(fn_args) -> None:
     feature_spec = tft_output.transformed_feature_spec()
     train_dataset, train_examples = make_dataset(fn_args.train_files, feature_spec, hparams, True)
     eval_dataset, eval_examples = make_dataset(fn_args.eval_files, feature_spec, hparams, False)
-    logging.info("Trainer: %d train / %d eval examples, vocabulary %d, %s", train_examples,
-                 eval_examples, vocabulary_size, json.dumps(hparams.__dict__))
+    distill_dataset, distill_examples = (None, 0)
+    if hparams.distill_epochs:
+        distill_dataset, distill_examples = make_distillation_dataset(
+            (fn_args.custom_config or {}).get(SOFT_LABEL_FILES, ""), hparams)
+        if not distill_examples:
+            logging.info("Trainer: no soft-labelled reviews: distillation skipped, "
+                         "the BiLSTM learns from the labels only")
+    logging.info("Trainer: %d train / %d eval / %d soft-labelled examples, vocabulary %d, %s",
+                 train_examples, eval_examples, distill_examples, vocabulary_size,
+                 json.dumps(hparams.__dict__))
     model, history = train(hparams, train_dataset, eval_dataset, train_examples, vocabulary_size,
-                           log_dir=fn_args.model_run_dir)
+                           log_dir=fn_args.model_run_dir, distill_dataset=distill_dataset,
+                           distill_examples=distill_examples)
     start = time.perf_counter()
     export_serving_model(model, tft_output, hparams, vocabulary_size, fn_args.serving_model_dir)
     logging.info("Trainer: exported the serving model in %.1fs", time.perf_counter() - start)
