@@ -157,12 +157,17 @@ def _randomised(model: keras.Model, seed: int = 0) -> keras.Model:
     return model
 
 
-@pytest.mark.parametrize("max_pool", [True, False])
-def test_folded_network_gives_the_keras_networks_probability_and_attention(max_pool):
+@pytest.mark.parametrize("max_pool,fused_max_batch", [(True, 0), (False, 0), (True, 64), (False, 8)])
+def test_folded_network_gives_the_keras_networks_probability_and_attention(max_pool,
+                                                                          fused_max_batch):
+    """Both CPU paths: the folded loop (fused_max_batch 0) and the fused kernel (batch ≤ it)."""
     from imdb_sentiment.trainer.folded_bilstm import FoldedNetwork
 
     model = _randomised(build_model(TrainerConfig(**{**HPARAMS.__dict__, "max_pool": max_pool}),
                                     vocabulary_size=50))
+
+    def FoldedNetwork(model, _class=FoldedNetwork):  # noqa: N802 - the class under test
+        return _class(model, fused_max_batch)
     # Lengths 1 to full, in no order; ids include the last word (50) and the OOV id (51).
     ids = tf.constant([[3, 4, 5, 6, 7, 8, 9, 10], [9, 0, 0, 0, 0, 0, 0, 0],
                        [51, 4, 0, 0, 0, 0, 0, 0], [5, 50, 5, 12, 5, 0, 0, 0],
@@ -187,6 +192,34 @@ def test_both_inference_networks_the_export_can_choose_agree():
     assert keras_probability.shape == folded_probability.shape == (3,)
     np.testing.assert_allclose(folded_probability.numpy(), keras_probability.numpy(), atol=1e-5)
     np.testing.assert_allclose(folded_attention.numpy(), keras_attention.numpy(), atol=1e-5)
+
+
+def test_the_fused_kernel_serves_small_batches_and_the_folded_loop_large_ones(monkeypatch):
+    from imdb_sentiment.trainer import folded_bilstm
+
+    model = _randomised(build_model(HPARAMS, vocabulary_size=50), seed=2)
+    calls = []
+    for name in ("_FusedDirection", "_FoldedDirection"):
+        cls = getattr(folded_bilstm, name)
+        original = cls.__call__
+
+        def traced(self, *args, _original=original, _name=name, **kwargs):
+            calls.append(_name)  # runs when the branch is traced, with its batch size
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__call__", traced)
+    network = folded_bilstm.FoldedNetwork(model, fused_max_batch=2)
+    one, three = tf.constant([[3, 4, 0]], tf.int64), tf.constant([[3, 4, 0]] * 3, tf.int64)
+    expected = explainer_model(model)(three)[0].numpy()[:, 0]
+    np.testing.assert_allclose(network(one)[0].numpy(), expected[:1], atol=1e-5)
+    np.testing.assert_allclose(network(three)[0].numpy(), expected, atol=1e-5)
+    assert set(calls) == {"_FusedDirection", "_FoldedDirection"}  # tf.cond traced both
+    # The choice is made at run time by the batch's size, inside one graph.
+    graph = network.__call__.get_concrete_function().graph.as_graph_def()
+    ops = {node.op for node in graph.node} | {node.op for f in graph.library.function
+                                               for node in f.node_def}
+    assert "BlockLSTMV2" in ops and ("While" in ops or "StatelessWhile" in ops)
+    assert "If" in ops or "StatelessIf" in ops
 
 
 def test_folded_network_tables_hold_each_words_input_projection():

@@ -90,6 +90,10 @@ class TrainerConfig:
     #: projections (same outputs, about 1.4x faster on CPU; README). False
     #: exports the Keras layers, whose LSTM can use cuDNN on a GPU server.
     serving_folded_lstm: bool = True
+    #: In that CPU path, batches (chunks) of at most this many reviews run the
+    #: LSTM through TensorFlow's fused sequence kernel, which pays the per-step
+    #: overhead once per sequence rather than once per step (0: never).
+    serving_fused_max_batch: int = 8
     # --- Devices ---
     #: "auto" uses float16 compute only when a GPU is present.
     mixed_precision: str = "auto"
@@ -113,6 +117,8 @@ class TrainerConfig:
         _check(0.0 <= self.weight_average_momentum < 1.0,
                f"weight_average_momentum must be in [0, 1), got {self.weight_average_momentum}")
         _check(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
+        _check(self.serving_fused_max_batch >= 0,
+               f"serving_fused_max_batch must be >= 0, got {self.serving_fused_max_batch}")
         _check(self.distill_epochs >= 0 and self.distill_max_reviews >= 0,
                "distill_epochs and distill_max_reviews must be >= 0, got "
                f"{self.distill_epochs} and {self.distill_max_reviews}")

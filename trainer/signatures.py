@@ -65,9 +65,10 @@ class KerasNetwork(tf.Module):
         return tf.reshape(probability, [-1]), attention
 
 
-def inference_network(model: keras.Model, folded: bool) -> tf.Module:
-    """What the signatures run: the folded network (default) or the Keras layers."""
-    return FoldedNetwork(model) if folded else KerasNetwork(model)
+def inference_network(model: keras.Model, folded: bool, fused_max_batch: int = 0) -> tf.Module:
+    """What the signatures run: the CPU path (the folded network, small batches
+    through the fused kernel; default) or the Keras layers (cuDNN on a GPU)."""
+    return FoldedNetwork(model, fused_max_batch) if folded else KerasNetwork(model)
 
 
 def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
@@ -78,7 +79,8 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
     run), so the SavedModel tracks their variables and exposes both.
     """
     model.tft_layer = tft_output.transform_features_layer()
-    network = model.inference_network = inference_network(model, hparams.serving_folded_lstm)
+    network = model.inference_network = inference_network(
+        model, hparams.serving_folded_lstm, hparams.serving_fused_max_batch)
     raw_spec = tft_output.raw_feature_spec()
     text_only_spec = {features.TEXT: raw_spec[features.TEXT]}
     # Only `text` is required anywhere; other features default (label -1 = unknown).
