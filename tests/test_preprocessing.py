@@ -145,3 +145,36 @@ def test_any_unicode_text_tokenizes_to_one_or_more_tokens(texts, max_length):
     assert all(1 <= n <= max_length for n in lengths)  # never an all-padding row
     for row in tokens.to_list():
         assert all(t and b" " not in t and b"<br" not in t for t in row)
+
+
+def _unbounded_tokens(texts, max_length: int, head: int = 0):
+    return preprocessing.truncate(tf.strings.split(preprocessing.normalize(texts)), max_length, head)
+
+
+@pytest.mark.parametrize("head", [0, 100])
+def test_the_character_bound_changes_no_token_of_any_training_review(head):
+    """Every review of the real archive: the tokens the model sees are the same with the bound."""
+    from conftest import real_data_path
+    from imdb_sentiment.components import imdb_data
+
+    texts = [r.text for r in imdb_data.read_reviews(real_data_path(), imdb_data.ReadReport())]
+    hparams = TrainerConfig()
+    for start in range(0, len(texts), 4096):
+        batch = tf.constant(texts[start:start + 4096])
+        bounded = preprocessing.tokenize(batch, hparams.max_sequence_length, head)
+        unbounded = _unbounded_tokens(batch, hparams.max_sequence_length, head)
+        assert bounded.to_list() == unbounded.to_list()
+
+
+def test_a_fifty_megabyte_review_is_cut_before_it_is_tokenized():
+    phrase = "this film was a waste of a good cast <br /> "
+    huge = phrase * (50_000_000 // len(phrase) + 1)
+    text = tf.constant([huge, "short é review"])
+    bounded = preprocessing.bound_text(text, max_length=400)
+    lengths = tf.strings.length(bounded, unit="UTF8_CHAR").numpy()
+    assert lengths[0] == preprocessing.CHARS_PER_TOKEN * 400
+    assert bounded.numpy()[1] == "short é review".encode()
+    # What the model sees of the huge review is its last 400 tokens, as without the bound.
+    small = tf.constant([phrase * 2000])  # same ending, small enough to tokenize whole
+    assert (preprocessing.tokenize(text[:1], 400).to_list()
+            == _unbounded_tokens(small, 400).to_list())

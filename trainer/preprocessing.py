@@ -7,6 +7,11 @@ Choices (stated once, here):
 - Vocabulary: the `vocab_size` most frequent tokens seen at least
   `min_frequency` times in the train split; ids are shifted by one so that
   0 is padding, 1..V are words and V+1 is the out-of-vocabulary bucket.
+- Before anything else, a review longer than `CHARS_PER_TOKEN` characters per
+  token the model keeps is cut to them (from the end, and from the start when
+  `head_tokens` keeps the start): no IMDB review is that long, so what the
+  model sees is unchanged, and a hostile multi-megabyte request costs bounded
+  time and memory in the served graph.
 - Truncation keeps the *end* of a long review (the verdict is usually
   there), or its first `head_tokens` and the rest from the end; padding goes
   on the *right*, which keeps a masked LSTM eligible for the cuDNN kernel. A
@@ -28,6 +33,25 @@ from .hparams import TrainerConfig
 from . import features
 
 _PUNCTUATION = r"""([!"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~])"""
+#: Characters allowed per kept token before a review is cut (see the module doc).
+CHARS_PER_TOKEN = 64
+
+
+def bound_text(text: tf.Tensor, max_length: int, head: int = 0) -> tf.Tensor:
+    """Each review cut to at most `CHARS_PER_TOKEN` × `max_length` characters:
+    its last ones, or its first `head` × 64 and last (`max_length` − `head`) × 64.
+    Counted in UTF-8 characters, so no character is split."""
+    tail_chars = CHARS_PER_TOKEN * (max_length - head)
+    head_chars = CHARS_PER_TOKEN * head
+    length = tf.strings.length(text, unit="UTF8_CHAR")
+    tail_start = tf.maximum(length - tail_chars, 0)
+    tail = tf.strings.substr(text, tail_start, tf.fill(tf.shape(text), tail_chars), unit="UTF8_CHAR")
+    if not head:
+        return tail
+    start = tf.strings.substr(text, tf.zeros_like(length), tf.fill(tf.shape(text), head_chars),
+                              unit="UTF8_CHAR")
+    cut = tf.strings.join([start, tail], separator=" ")
+    return tf.where(length > head_chars + tail_chars, cut, text)
 
 
 def normalize(text: tf.Tensor) -> tf.Tensor:
@@ -60,7 +84,8 @@ def truncate(tokens: tf.RaggedTensor, max_length: int, head: int = 0) -> tf.Ragg
 
 def tokenize(text: tf.Tensor, max_length: int, head: int = 0) -> tf.RaggedTensor:
     """The tokens of each normalised review that the model sees."""
-    return truncate(tf.strings.split(normalize(text)), max_length, head)
+    return truncate(tf.strings.split(normalize(bound_text(text, max_length, head))),
+                    max_length, head)
 
 
 def word_lists(texts: Sequence[str], batch: int = 2048) -> List[List[str]]:
@@ -110,6 +135,7 @@ def preprocessing_fn(inputs: Dict[str, Any],
         text = tf.sparse.to_dense(text, default_value="")
     if text.shape.rank == 2:
         text = tf.squeeze(text, axis=1)
+    text = bound_text(text, hparams.max_sequence_length, hparams.head_tokens)
     all_tokens = tf.strings.split(normalize(text))
     kept_tokens = truncate(all_tokens, hparams.max_sequence_length, hparams.head_tokens)
     vocabulary = tft.vocabulary(

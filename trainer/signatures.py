@@ -109,7 +109,7 @@ def build_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
         raw = {features.TEXT: tf.reshape(text, [-1, 1])}
         token_ids = model.tft_layer(raw)[features.TOKEN_IDS]
         probability, attention = network(token_ids)
-        tokens = preprocessing.tokenize(text, hparams.max_sequence_length)
+        tokens = preprocessing.tokenize(text, hparams.max_sequence_length, hparams.head_tokens)
         width = tf.shape(attention)[1]
         tokens = tokens.to_tensor(default_value="")[:, :width]
         tokens = tf.pad(tokens, [[0, 0], [0, width - tf.shape(tokens)[1]]], constant_values="")
