@@ -93,7 +93,7 @@ class TrainerConfig:
     #: In that CPU path, batches (chunks) of at most this many reviews run the
     #: LSTM through TensorFlow's fused sequence kernel, which pays the per-step
     #: overhead once per sequence rather than once per step (0: never).
-    serving_fused_max_batch: int = 8
+    serving_fused_max_batch: int = 16
     # --- Devices ---
     #: "auto" uses float16 compute only when a GPU is present.
     mixed_precision: str = "auto"
