@@ -417,3 +417,30 @@ def test_compile_takes_config_overrides_like_a_local_run(tmp_path):
     assert constant("ImdbExampleGen", "require_test") == 1
     assert runner.main(["compile", "--output", str(path), *TARGET_ARGS,
                         "--set", "trainer.no_such_field=1"]) != 0
+
+
+#: The flags tensorflow/serving's model server defines (`tensorflow::Flag("...")` in
+#: tensorflow_serving/model_servers/main.cc, read at commit 9d981c5).
+TF_SERVING_FLAGS = set(
+    "port grpc_socket_path rest_api_port rest_api_num_threads rest_api_timeout_in_ms "
+    "rest_api_enable_cors_support enable_batching batching_parameters_file model_config_file "
+    "model_config_file_poll_wait_seconds model_name model_base_path num_load_threads "
+    "num_unload_threads max_num_load_retries load_retry_interval_micros "
+    "file_system_poll_wait_seconds flush_filesystem_caches tensorflow_session_parallelism "
+    "tensorflow_intra_op_parallelism tensorflow_inter_op_parallelism use_alts_credentials "
+    "platform_config_file saved_model_tags grpc_channel_arguments grpc_max_threads "
+    "enable_model_warmup num_request_iterations_for_warmup version prefer_tflite_model "
+    "enable_profiler thread_pool_factory_config_file mixed_precision skip_initialize_tpu "
+    "enable_grpc_healthcheck_service".split())
+
+
+def test_the_serving_manifest_passes_only_tf_serving_flags_and_bounds_requests():
+    documents = list(yaml.safe_load_all((KUBEFLOW_DIR / "manifests" / "tf-serving.yaml").read_text()))
+    container = next(d for d in documents if d["kind"] == "Deployment")[
+        "spec"]["template"]["spec"]["containers"][0]
+    flags = dict(arg.lstrip("-").split("=", 1) for arg in container["args"])
+    assert set(flags) <= TF_SERVING_FLAGS, set(flags) - TF_SERVING_FLAGS
+    # server.cc parses "key=value,key=value" and passes integers to gRPC as integers.
+    channel = dict(pair.split("=", 1) for pair in flags["grpc_channel_arguments"].split(","))
+    assert 0 < int(channel["grpc.max_receive_message_length"]) <= 64 << 20
+    assert 0 < int(flags["rest_api_timeout_in_ms"]) <= 60_000
