@@ -140,6 +140,8 @@ class ReadReport:
     has_test_split: bool = False
     #: Labelled reviews the archive's urls files mapped to a movie.
     with_movie: int = 0
+    #: Reviews skipped unread for being over the size limit: (review id, movie id).
+    oversized: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def skip(self, reason: str, name: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -175,6 +177,19 @@ def _classify_member(name: str, report: ReadReport,
         report.skip("file name is not <id>_<rating 1-10>.txt", name)
         return None
     return split, label_dir, int(file_match.group(1)), int(file_match.group(2))
+
+
+#: The skip reason of a review over the size limit.
+OVERSIZED = "review over the size limit (ingestion.max_review_bytes)"
+
+
+def _oversized(size: int, limit: int, review_id: str, name: str, report: ReadReport) -> bool:
+    """Whether a review file of `size` bytes is over `limit` (0: no limit); counts it if so."""
+    if not limit or size <= limit:
+        return False
+    report.skip(OVERSIZED, f"{name} ({size:,} bytes)")
+    report.oversized.append((review_id, ""))
+    return True
 
 
 def _decode(raw: bytes, name: str, report: ReadReport) -> Optional[str]:
@@ -227,7 +242,8 @@ def has_test_reviews(data: str) -> Optional[bool]:
         return None  # ImdbExampleGen reports a broken archive with a clear error
 
 
-def _iter_tarball(path: Path, report: ReadReport, unlabelled: bool = False) -> Iterator[object]:
+def _iter_tarball(path: Path, report: ReadReport, unlabelled: bool = False,
+                  max_review_bytes: int = 0) -> Iterator[object]:
     """Streams reviews out of a (gzipped) tarball without extracting it.
 
     Decompression goes through our own GzipFile, drained after the last
@@ -251,6 +267,9 @@ def _iter_tarball(path: Path, report: ReadReport, unlabelled: bool = False) -> I
                     parsed = _classify_member(member.name, report, unlabelled)
                     if parsed is None:
                         continue
+                    review_id = f"{parsed[0]}/{parsed[1]}/{parsed[2]}"
+                    if _oversized(member.size, max_review_bytes, review_id, member.name, report):
+                        continue  # never read: the stream skips past it
                     handle = archive.extractfile(member)
                     text = _decode(handle.read() if handle else b"", member.name, report)
                     if text is None:
@@ -264,7 +283,8 @@ def _iter_tarball(path: Path, report: ReadReport, unlabelled: bool = False) -> I
         raise DataError(f"{path}: the archive is corrupt or truncated ({error})") from error
 
 
-def _iter_directory(root: Path, report: ReadReport, unlabelled: bool = False) -> Iterator[object]:
+def _iter_directory(root: Path, report: ReadReport, unlabelled: bool = False,
+                    max_review_bytes: int = 0) -> Iterator[object]:
     for split in SOURCE_SPLITS:
         split_dir = root / split
         if not split_dir.is_dir():
@@ -276,6 +296,9 @@ def _iter_directory(root: Path, report: ReadReport, unlabelled: bool = False) ->
                 relative = f"{split}/{label_dir.name}/{path.name}"
                 parsed = _classify_member(relative, report, unlabelled)
                 if parsed is None:
+                    continue
+                review_id = f"{split}/{label_dir.name}/{parsed[2]}"
+                if _oversized(path.stat().st_size, max_review_bytes, review_id, str(path), report):
                     continue
                 text = _decode(path.read_bytes(), str(path), report)
                 if text is None:
@@ -371,16 +394,19 @@ def resolve_source(data: str, cache_dir: Path) -> Path:
     return path
 
 
-def read_reviews(source: Path, report: ReadReport, unlabelled: bool = False) -> List[Review]:
+def read_reviews(source: Path, report: ReadReport, unlabelled: bool = False,
+                 max_review_bytes: int = 0) -> List[Review]:
     """Every labelled review in an archive or directory, in a stable order,
     each with its movie id when the archive has `urls_*.txt` (in the official
     tarball they come after the reviews, so the whole archive is read first).
 
     With `unlabelled`, the reviews of `train/unsup/` too (label `UNLABELLED`);
     they are not counted in `report.reviews`, which counts labelled reviews.
+    A review file over `max_review_bytes` (0: no limit) is skipped unread and
+    counted (`report.oversized`, with its movie id once the urls files are read).
     """
-    items = (_iter_directory(_dataset_root(source), report, unlabelled) if source.is_dir()
-             else _iter_tarball(source, report, unlabelled))
+    items = (_iter_directory(_dataset_root(source), report, unlabelled, max_review_bytes)
+             if source.is_dir() else _iter_tarball(source, report, unlabelled, max_review_bytes))
     reviews: List[Review] = []
     movies: Dict[str, List[str]] = {}
     for item in items:
@@ -394,7 +420,19 @@ def read_reviews(source: Path, report: ReadReport, unlabelled: bool = False) -> 
         if review.number < len(ids) and ids[review.number]:
             reviews[index] = dataclasses.replace(review, movie_id=ids[review.number])
             report.with_movie += review.labelled
+    for index, (review_id, _) in enumerate(report.oversized):
+        folder, number = review_id.rsplit("/", 1)
+        ids = movies.get(folder, [])
+        if int(number) < len(ids):
+            report.oversized[index] = (review_id, ids[int(number)])
     return reviews
+
+
+def split_of_skipped(review_id: str, movie_id: str, rule: SplitRule) -> str:
+    """The split a review that was skipped unread would have gone to."""
+    source_split, folder, number = review_id.split("/")
+    stub = Review(review_id, source_split, "", LABELS.get(folder, UNLABELLED), 0, movie_id)
+    return rule.split_of(stub) or "none (unlabelled review of an eval/report movie)"
 
 
 def hash_bucket(key: str, salt: str, buckets: int = 100) -> int:

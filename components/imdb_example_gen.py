@@ -122,7 +122,8 @@ def write_split_files(output_uri: str, splits: Dict[str, List[imdb_data.Review]]
 
 def write_splits(output_uri: str, data: str, cache_dir: str, rule: imdb_data.SplitRule,
                  sample_percent: int, max_skip_fraction: float,
-                 require_test: bool = False, unlabelled: bool = False) -> Dict[str, Any]:
+                 require_test: bool = False, unlabelled: bool = False,
+                 max_review_bytes: int = 0) -> Dict[str, Any]:
     """Reads the dataset and writes its splits; returns the ingestion report.
 
     The report is also written as JSON next to the splits. Records of a split
@@ -132,7 +133,8 @@ def write_splits(output_uri: str, data: str, cache_dir: str, rule: imdb_data.Spl
     """
     source = imdb_data.resolve_source(data, Path(cache_dir))
     report = imdb_data.ReadReport()
-    everything = imdb_data.read_reviews(source, report, unlabelled=unlabelled)
+    everything = imdb_data.read_reviews(source, report, unlabelled=unlabelled,
+                                        max_review_bytes=max_review_bytes)
     reviews = [review for review in everything if review.labelled]
     report.reviews = len(reviews)
     report.has_test_split = any(r.source_split == "test" for r in reviews)
@@ -170,10 +172,22 @@ def write_splits(output_uri: str, data: str, cache_dir: str, rule: imdb_data.Spl
         # None: not asked for; otherwise the reviews found under train/unsup/
         # (those of eval/report movies are found but not written).
         "unlabelled_found": unlabelled_found if unlabelled else None,
+        "oversized": oversized_summary(report, rule, max_review_bytes),
     }
     with tf.io.gfile.GFile(os.path.join(output_uri, REPORT_FILE), "w") as handle:
         handle.write(json.dumps(summary, indent=2))
     return summary
+
+
+def oversized_summary(report: imdb_data.ReadReport, rule: imdb_data.SplitRule,
+                      max_review_bytes: int) -> Dict[str, Any]:
+    """Reviews skipped for their size: the limit, how many per split, which."""
+    by_split: Dict[str, int] = {}
+    for review_id, movie_id in report.oversized:
+        split = imdb_data.split_of_skipped(review_id, movie_id, rule)
+        by_split[split] = by_split.get(split, 0) + 1
+    return {"limit_bytes": max_review_bytes or None, "skipped": len(report.oversized),
+            "by_split": by_split, "examples": [r for r, _ in report.oversized[:5]]}
 
 
 class Executor(base_executor.BaseExecutor):
@@ -195,6 +209,7 @@ class Executor(base_executor.BaseExecutor):
             max_skip_fraction=exec_properties["max_skip_fraction"],
             require_test=bool(exec_properties.get("require_test") or 0),
             unlabelled=bool(exec_properties.get("unlabelled") or 0),
+            max_review_bytes=int(exec_properties.get("max_review_bytes") or 0),
         )
         examples.split_names = artifact_utils.encode_split_names(sorted(summary["splits"]))
         examples.span = 0
@@ -221,6 +236,8 @@ class ImdbExampleGenSpec(types.ComponentSpec):
         "require_test": ExecutionParameter(type=int, optional=True),
         # 1: also write the `unsup` split from train/unsup/, when the data has one.
         "unlabelled": ExecutionParameter(type=int, optional=True),
+        # A review file over this many bytes is skipped unread and counted (0: no limit).
+        "max_review_bytes": ExecutionParameter(type=int, optional=True),
     }
     INPUTS: Dict[str, ChannelParameter] = {}
     OUTPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
@@ -236,7 +253,7 @@ class ImdbExampleGen(base_component.BaseComponent):
     def __init__(self, data: str, cache_dir: str, rule: imdb_data.SplitRule,
                  sample_percent: int = 100, max_skip_fraction: float = 0.01,
                  data_fingerprint: str = "", require_test: bool = False,
-                 unlabelled: bool = False):
+                 unlabelled: bool = False, max_review_bytes: int = 0):
         if not 0 < sample_percent <= 100:
             raise ValueError(f"sample_percent must be in (0, 100], got {sample_percent}")
         spec = ImdbExampleGenSpec(
@@ -245,6 +262,7 @@ class ImdbExampleGen(base_component.BaseComponent):
             sample_percent=sample_percent, split_salt=rule.salt,
             max_skip_fraction=max_skip_fraction, data_fingerprint=data_fingerprint,
             require_test=int(require_test), unlabelled=int(unlabelled),
+            max_review_bytes=max_review_bytes,
             examples=types.Channel(type=standard_artifacts.Examples))
         super().__init__(spec=spec)
 

@@ -158,6 +158,8 @@ def slice_table(record: Dict[str, Any], split: str, feature: str) -> List[str]:
 
 
 def _print_summary(record: Dict[str, Any], terminal) -> None:
+    from .run_summary import data_notes
+
     write = lambda text="": terminal.write(text + "\n")  # noqa: E731
     write()
     write(f"Run {'finished' if record['succeeded'] else 'FAILED'} in {record['seconds']:.0f}s "
@@ -171,7 +173,7 @@ def _print_summary(record: Dict[str, Any], terminal) -> None:
     for split in ("report", "test"):  # the splits that decide nothing
         for line in slice_table(record, split, features.LENGTH_BUCKET):
             write(line)
-    for sentence in (record.get("baseline_margin") or {}).values():
+    for sentence in [*data_notes(record), *(record.get("baseline_margin") or {}).values()]:
         write(f"  {sentence}")
     if record.get("blessed") is not None:
         write(f"  blessed: {'yes' if record['blessed'] else 'no'} ({record.get('blessing_reason')})")

@@ -46,11 +46,18 @@ class IngestionConfig:
     sample_percent: int = 100
     #: Salt for the hashes; changing it gives a different but still stable split.
     split_salt: str = "imdb-v1"
+    #: A review file larger than this is skipped unread and counted per split
+    #: (0: no limit). IMDB's largest review is about 14 KB; a review of
+    #: megabytes is not a review, and it would cost gigabytes downstream.
+    #: Skipped reviews count toward the skip limit (docs/data-policy.md).
+    max_review_bytes: int = 1_000_000
 
     def __post_init__(self) -> None:
         self.split_rule()  # validates the percentages
         if not 0 < self.sample_percent <= 100:
             raise ValueError(f"sample_percent must be in (0, 100], got {self.sample_percent}")
+        if self.max_review_bytes < 0:
+            raise ValueError(f"max_review_bytes must be >= 0, got {self.max_review_bytes}")
 
     def split_rule(self) -> SplitRule:
         return SplitRule(eval_percent=self.eval_percent, report_percent=self.report_percent,

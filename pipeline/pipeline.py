@@ -144,7 +144,8 @@ def create_pipeline(
         rule=config.ingestion.split_rule(),
         sample_percent=config.ingestion.sample_percent,
         require_test=TEST_SPLIT in evaluated_splits(config),
-        data_fingerprint=data_fingerprint, unlabelled=distilling)
+        data_fingerprint=data_fingerprint, unlabelled=distilling,
+        max_review_bytes=config.ingestion.max_review_bytes)
     examples = example_gen.outputs["examples"]
 
     # The unlabelled reviews are the teacher's alone: no statistic, check or

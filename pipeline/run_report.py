@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from imdb_sentiment.components.evaluation_results import split_of, wilson_interval
 from imdb_sentiment.components.model_card import SPLIT_ROLES
 from imdb_sentiment.trainer import features
+from .run_summary import data_notes
 
 #: The report's folder inside a pipeline home, and its page.
 REPORT_DIR = "report"
@@ -95,7 +96,7 @@ def _interval(entry: Optional[Dict[str, Any]]) -> str:
         return "–"
     low_high = entry.get("ci95")
     text = _number(entry["value"])
-    return f"{text} [{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else text
+    return f"{text} [{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high and None not in low_high else text
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -143,6 +144,9 @@ def summary_section(outputs: RunOutputs, out_dir: Path) -> str:
         ("Data", f"{_esc(ingestion.get('source', '–'))}, SHA-256 "
                  f"<code>{_esc(ingestion.get('sha256', '–'))}</code>; split by "
                  f"{_esc(ingestion.get('grouped_by', '–'))}"),
+        *[("Note", _esc(note)) for note in data_notes(record)],
+        *[("Against the baseline", _esc(sentence))
+          for sentence in (record.get("baseline_margin") or {}).values()],
         ("Machine", f"{_esc(machine.get('cpu', '–'))}, {_esc(machine.get('cores', '–'))} cores, "
                     f"GPUs: {_esc(', '.join(machine.get('gpus') or []) or 'none')}"),
         ("Log", f"<code>{_esc(record.get('log_file', '–'))}</code>"),
@@ -152,9 +156,9 @@ def summary_section(outputs: RunOutputs, out_dir: Path) -> str:
         rows.append([f"<b>{_esc(split)}</b>", _esc(SPLIT_ROLES.get(split, "")),
                      _number(entry.get("reviews"), 0), _interval(entry.get("candidate")),
                      _interval(entry.get("linear_baseline")),
-                     _number((entry.get("difference") or {}).get("value"))])
+                     _interval(entry.get("difference"))])
     accuracy = table(["split", "role", "reviews", "BiLSTM accuracy [95%]",
-                      "linear baseline [95%]", "difference"], rows) if rows else (
+                      "linear baseline [95%]", "difference [paired 95%]"], rows) if rows else (
         "<p>No evaluation: the run stopped before the Evaluator.</p>")
     return ("<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"
             + "<h3>Accuracy per split</h3>" + accuracy

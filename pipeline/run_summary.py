@@ -101,12 +101,31 @@ def blessing_reason(evaluation_uri: str) -> str:
     return "failed: " + "; ".join(failures) if failures else "failed validation"
 
 
+def data_notes(record: Dict[str, Any]) -> List[str]:
+    """Plain sentences on what ingestion skipped and what the teacher did."""
+    notes = []
+    oversized = (record.get("ingestion") or {}).get("oversized") or {}
+    if oversized.get("skipped"):
+        by_split = ", ".join(f"{split} {count}" for split, count in sorted(oversized["by_split"].items()))
+        notes.append(f"skipped {oversized['skipped']} review(s) over {oversized['limit_bytes']:,} "
+                     f"bytes unread ({by_split}; ingestion.max_review_bytes), e.g. "
+                     f"{', '.join(oversized['examples'][:3])}")
+    teacher = record.get("teacher") or {}
+    if teacher.get("skipped"):
+        notes.append(f"distillation skipped: {teacher['skipped']}")
+    elif teacher.get("unlabelled_reviews"):
+        notes.append(f"distillation: the {teacher['teacher']} teacher (eval accuracy "
+                     f"{teacher['eval_accuracy']:.4f}, fitted on {teacher['train_reviews']} train "
+                     f"reviews) labelled {teacher['unlabelled_reviews']} unlabelled reviews")
+    return notes
+
+
 def model_summary(reader: MetadataReader, since_ms: int) -> Dict[str, Any]:
     """Evaluation, blessing and push facts of the latest run."""
     summary: Dict[str, Any] = {"metrics": {}, "baseline_metrics": {}, "accuracy": {},
                                "blessed": None, "blessing_reason": None,
                                "pushed_model": None, "training": None, "ingestion": None,
-                               "data_checks": None}
+                               "data_checks": None, "teacher": None}
     examples = reader.output("ImdbExampleGen", "examples", since_ms)
     if examples is not None and _property(examples, "ingestion_report"):
         summary["ingestion"] = json.loads(_property(examples, "ingestion_report"))
@@ -119,6 +138,9 @@ def model_summary(reader: MetadataReader, since_ms: int) -> Dict[str, Any]:
         if history_path and os.path.exists(history_path):
             with open(history_path) as handle:
                 summary[key] = json.load(handle)
+    teacher = reader.output("TeacherLabels", "soft_labels", since_ms)
+    if teacher is not None and _property(teacher, "teacher_report"):
+        summary["teacher"] = json.loads(_property(teacher, "teacher_report"))
     evaluation = reader.output("Evaluator", "evaluation", since_ms)
     if evaluation is not None:
         summary.update(evaluation_metrics(evaluation.uri))

@@ -253,3 +253,84 @@ def test_whether_the_data_has_a_test_split_is_seen_without_extracting(tmp_path, 
         write_splits(str(tmp_path / "out2"), str(small_archive), str(tmp_path / "cache"),
                      rule=imdb_data.SplitRule(eval_percent=20, report_percent=20), sample_percent=100,
                      max_skip_fraction=0.01, require_test=True)
+
+
+def test_unlabelled_reviews_of_train_movies_become_the_unsup_split_without_a_label(tmp_path):
+    members = make_members(count=40, reviews_per_movie=2)
+    urls = []
+    for i in range(60):  # unlabelled review i is about labelled movie i // 2 (pos folder's)
+        members[f"aclImdb/train/unsup/{i}_0.txt"] = f"an unlabelled review {i}".encode()
+        urls.append(movie_url(i // 2))
+    members["aclImdb/train/urls_unsup.txt"] = "\n".join(urls).encode() + b"\n"
+    data = write_archive(tmp_path / "unsup.tar.gz", members)
+    rule = imdb_data.SplitRule(eval_percent=20, report_percent=20)
+    out = tmp_path / "examples"
+    summary = write_splits(str(out), str(data), str(tmp_path / "cache"), rule=rule,
+                           sample_percent=100, max_skip_fraction=0.01, unlabelled=True)
+    unsup = read_split(out, imdb_data.UNSUP_SPLIT)
+    assert summary["unlabelled_found"] == 60 and 0 < len(unsup) < 60
+    assert summary["splits"][imdb_data.UNSUP_SPLIT]["reviews"] == len(unsup)
+    assert all("label" not in e.features.feature for e in unsup)
+    # Only reviews of train movies: no eval or report movie gets a teacher's label.
+    labelled_split_of_movie = {}
+    for split in ("train", "eval", "report"):
+        for example in read_split(out, split):
+            number = int(feature(example, "review_id").rsplit("/", 1)[1])
+            if feature(example, "review_id").startswith("train/pos/"):
+                labelled_split_of_movie[number // 2] = split
+    for example in unsup:
+        movie = int(feature(example, "review_id").rsplit("/", 1)[1]) // 2
+        assert labelled_split_of_movie.get(movie, "train") == "train"
+    # Without asking, the unlabelled reviews are not read.
+    _, plain = write(tmp_path / "plain", data)
+    assert imdb_data.UNSUP_SPLIT not in plain["splits"] and plain["unlabelled_found"] is None
+
+
+def test_a_review_over_the_size_limit_is_skipped_unread_and_counted_per_split(tmp_path):
+    members = make_members(count=40, reviews_per_movie=2)
+    members["aclImdb/train/pos/3_10.txt"] = b"far too long " * 100_000  # 1.3 MB
+    data = write_archive(tmp_path / "big.tar.gz", members)
+    rule = imdb_data.SplitRule(eval_percent=20, report_percent=20)
+    summary = write_splits(str(tmp_path / "out"), str(data), str(tmp_path / "cache"), rule=rule,
+                           sample_percent=100, max_skip_fraction=0.05, max_review_bytes=1_000_000)
+    oversized = summary["oversized"]
+    assert oversized["skipped"] == 1 and oversized["examples"] == ["train/pos/3"]
+    assert sum(oversized["by_split"].values()) == 1
+    assert set(oversized["by_split"]) <= {"train", "eval", "report"}
+    assert summary["skipped"][imdb_data.OVERSIZED] == 1
+    assert sum(s["reviews"] for s in summary["splits"].values()) == 79
+    # It counts toward the skip limit like any unreadable review.
+    with pytest.raises(imdb_data.DataError, match="could not be read"):
+        write_splits(str(tmp_path / "out2"), str(data), str(tmp_path / "cache"), rule=rule,
+                     sample_percent=100, max_skip_fraction=0.01, max_review_bytes=1_000_000)
+
+
+_PEAK_SCRIPT = """
+import resource, sys
+from imdb_sentiment.components import imdb_data
+from imdb_sentiment.components.imdb_example_gen import write_splits
+summary = write_splits(sys.argv[2], sys.argv[1], sys.argv[3], rule=imdb_data.SplitRule(20, 20),
+                       sample_percent=100, max_skip_fraction=0.05, max_review_bytes=1_000_000)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, summary["oversized"]["skipped"])
+"""
+
+
+@pytest.mark.slow
+def test_a_fifty_megabyte_review_costs_ingestion_no_memory(tmp_path):
+    import subprocess
+    import sys
+
+    members = make_members(count=40, reviews_per_movie=2)
+    plain = write_archive(tmp_path / "plain.tar.gz", members)
+    members["aclImdb/train/pos/3_10.txt"] = b"a repeated phrase, " * 2_700_000  # 51 MB
+    huge = write_archive(tmp_path / "huge.tar.gz", members)
+
+    def peak_kib(data: Path, name: str):
+        result = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(data), str(tmp_path / name),
+                                 str(tmp_path / "cache")], capture_output=True, text=True, check=True)
+        peak, skipped = result.stdout.split()[-2:]
+        return int(peak), int(skipped)
+
+    (plain_peak, plain_skipped), (huge_peak, huge_skipped) = peak_kib(plain, "a"), peak_kib(huge, "b")
+    assert (plain_skipped, huge_skipped) == (0, 1)
+    assert huge_peak < 1.5 * plain_peak, (plain_peak, huge_peak)
