@@ -15,7 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from imdb_sentiment.components.text_profile import TextLimits
 from imdb_sentiment.components.imdb_data import SplitRule
@@ -236,6 +236,51 @@ def profile_config(profile: str, **changes: Any) -> PipelineConfig:
     return dataclasses.replace(config, **changes)
 
 
+PACKAGE = "imdb_sentiment"
+
+
+def import_closure(*modules: str) -> List[Path]:
+    """The source files of `modules` and of every module of this package they
+    import, directly or through others (imports inside functions included),
+    with the `__init__.py` of each package on the way: the code an executor
+    that loads `modules` can run. Computed from the source, so it cannot go stale."""
+    import ast
+    import importlib.util
+
+    def source(name: str) -> Optional[Path]:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            return None
+        return Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") else None
+
+    seen: Dict[str, Path] = {}
+    pending = list(modules)
+    while pending:
+        name = pending.pop()
+        path = source(name)
+        if name in seen or path is None:
+            continue
+        seen[name] = path
+        parts = name.split(".")
+        pending.extend(".".join(parts[:i]) for i in range(2, len(parts)))  # parent packages
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                pending.extend(a.name for a in node.names if a.name.startswith(PACKAGE + "."))
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    target = f"{base}.{node.module}" if node.module else base
+                else:
+                    target = node.module or ""
+                if not target.startswith(PACKAGE + "."):
+                    continue
+                pending.append(target)
+                pending.extend(f"{target}.{a.name}" for a in node.names)  # submodules, if any
+    return sorted(set(seen.values()))
+
+
 def source_fingerprint(*paths: Path) -> str:
     """A short hash of the given .py files (directories: every .py below).
 
@@ -249,4 +294,15 @@ def source_fingerprint(*paths: Path) -> str:
         for file in files:
             digest.update(file.relative_to(path.parent).as_posix().encode())
             digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def code_fingerprint(*modules: str) -> str:
+    """`source_fingerprint` of the import closure of `modules` (an executor's
+    entry points): editing any file they can run reruns the component, and
+    editing anything else does not."""
+    digest = hashlib.sha256()
+    for file in import_closure(*modules):
+        digest.update(f"{file.parent.name}/{file.name}".encode())
+        digest.update(file.read_bytes())
     return digest.hexdigest()[:16]

@@ -24,18 +24,12 @@ from imdb_sentiment.components.paired_accuracy import PairedAccuracyDifference
 from imdb_sentiment.components.served_model_gate import ServedModelGate
 from imdb_sentiment.components.teacher_labels import TeacherLabels
 from imdb_sentiment.trainer import features
-from .config import PipelineConfig, source_fingerprint
+from .config import PipelineConfig, code_fingerprint
 
 PREPROCESSING_FN = "imdb_sentiment.trainer.preprocessing.preprocessing_fn"
 RUN_FN = "imdb_sentiment.trainer.train.run_fn"
 BASELINE_RUN_FN = "imdb_sentiment.trainer.linear_baseline.run_fn"
 TRAINER_PACKAGE_DIR = Path(features.__file__).resolve().parent
-#: The trainer-package files preprocessing_fn runs (its cache key).
-TRANSFORM_SOURCES = ("__init__.py", "features.py", "hparams.py", "preprocessing.py")
-#: The trainer-package files the linear baseline runs.
-BASELINE_SOURCES = ("__init__.py", "features.py", "hparams.py", "linear_baseline.py",
-                    "signatures.py", "folded_bilstm.py", "model.py", "attention.py",
-                    "preprocessing.py")
 SCHEMA_FILE = "schema.pbtxt"
 #: TFMA's names for the two models it compares.
 CANDIDATE, BASELINE = "candidate", "linear_baseline"
@@ -46,7 +40,8 @@ GATED_SPLIT, REPORTED_SPLITS, TEST_SPLIT = "eval", ("report",), "test"
 #: Thresholds of the confusion matrices TFMA reports (0.5 is the served decision).
 CONFUSION_THRESHOLDS = (0.25, 0.5, 0.75)
 
-TEACHER_SOURCES = ("__init__.py", "features.py", "hparams.py", "preprocessing.py", "teacher.py")
+def _module_of(dotted_path: str) -> str:
+    return dotted_path.rpartition(".")[0]
 
 
 def component_ids(pipeline: tfx.dsl.Pipeline) -> Tuple[str, ...]:
@@ -132,11 +127,14 @@ def create_pipeline(
     beam_pipeline_args: Sequence[str] = (),
 ) -> tfx.dsl.Pipeline:
     """The IMDB sentiment pipeline: ingest → validate → transform → train → evaluate → push."""
-    transform_config = config.trainer.to_transform_custom_config(source_fingerprint(
-        *(TRAINER_PACKAGE_DIR / name for name in TRANSFORM_SOURCES)))
-    trainer_config = config.trainer.to_custom_config(source_fingerprint(TRAINER_PACKAGE_DIR))
-    baseline_config = config.baseline.to_custom_config(source_fingerprint(
-        *(TRAINER_PACKAGE_DIR / name for name in BASELINE_SOURCES)))
+    # Each cache key covers the code its executor can run: the import closure
+    # of the module its entry point lives in (and of the executor's own module).
+    transform_config = config.trainer.to_transform_custom_config(
+        code_fingerprint(_module_of(PREPROCESSING_FN)))
+    trainer_config = config.trainer.to_custom_config(
+        code_fingerprint(_module_of(RUN_FN), DistillingTrainer.__module__))
+    baseline_config = config.baseline.to_custom_config(
+        code_fingerprint(_module_of(BASELINE_RUN_FN), DistillingTrainer.__module__))
 
     distilling = config.trainer.distill_epochs > 0
     example_gen = ImdbExampleGen(
@@ -180,8 +178,7 @@ def create_pipeline(
     teacher_labels = TeacherLabels(
         examples=examples, transform_graph=transform.outputs["transform_graph"],
         config=config.teacher, max_reviews=config.trainer.distill_max_reviews,
-        code_fingerprint=source_fingerprint(
-            *(TRAINER_PACKAGE_DIR / name for name in TEACHER_SOURCES))) if distilling else None
+        code_fingerprint=code_fingerprint(TeacherLabels.__module__)) if distilling else None
 
     def trainer_of(run_fn: str, custom_config: dict, **more) -> tfx.components.Trainer:
         """A Trainer on the Transform output: fits on `train`, stops early on `eval`."""

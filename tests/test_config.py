@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -32,25 +33,41 @@ def test_every_profile_builds():
         assert config_lib.profile_config(profile).profile == profile
 
 
-def test_config_py_is_in_no_fingerprint(monkeypatch, tmp_path):
-    """Editing pipeline/config.py (a comment, a default) must not rerun Transform
-    or the Trainers: their cache keys hash trainer code only, and the values
-    themselves travel in custom_config."""
-    hashed = []
-    real = pipeline_lib.source_fingerprint
+def _custom_config(pipeline, node_id: str) -> dict:
+    component = next(c for c in pipeline.components if c.id == node_id)
+    return json.loads(component.exec_properties["custom_config"])
 
-    def recording(*paths):
-        hashed.extend(Path(p).resolve() for p in paths)
-        return real(*paths)
 
-    monkeypatch.setattr(pipeline_lib, "source_fingerprint", recording)
+def test_cache_keys_cover_each_executors_import_closure_and_nothing_above_it():
+    """Editing pipeline/config.py (a comment, a default) must not rerun Transform or the
+    Trainers; editing any file their code imports, however indirectly, must."""
+    closures = {name: config_lib.import_closure(module) for name, module in (
+        ("transform", "imdb_sentiment.trainer.preprocessing"),
+        ("trainer", "imdb_sentiment.trainer.train"),
+        ("baseline", "imdb_sentiment.trainer.linear_baseline"),
+        ("teacher", "imdb_sentiment.components.teacher_labels"))}
+    pipeline_dir = Path(config_lib.__file__).resolve().parent
+    for files in closures.values():
+        assert files and not any(pipeline_dir == f.parent for f in files)  # layers point down
+    names = {name: {f"{f.parent.name}/{f.name}" for f in files} for name, files in closures.items()}
+    # The imports the hand-kept list missed (the stale BaselineTrainer of issue 27).
+    assert {"trainer/datasets.py", "trainer/warmup.py", "trainer/__init__.py"} <= names["baseline"]
+    assert "trainer/model.py" not in names["transform"]
+    assert {"trainer/teacher.py", "components/data_gate.py", "components/imdb_data.py"} <= names["teacher"]
+
+
+def test_a_file_reached_only_through_imports_changes_the_baselines_cache_key(monkeypatch, tmp_path):
     config = config_lib.profile_config("smoke").replace(
         pipeline_root=str(tmp_path / "root"), serving_dir=str(tmp_path / "serving"))
-    pipeline_lib.create_pipeline(config)
-    config_file = Path(config_lib.__file__).resolve()
-    trainer_dir = pipeline_lib.TRAINER_PACKAGE_DIR.resolve()
-    assert hashed and config_file not in hashed
-    assert all(p == trainer_dir or trainer_dir in p.parents for p in hashed), hashed
+    before = pipeline_lib.create_pipeline(config)
+    warmup = Path(pipeline_lib.TRAINER_PACKAGE_DIR) / "warmup.py"  # signatures.py imports it
+    real_read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: real_read_bytes(self) + (
+        b"\n# edited\n" if self.resolve() == warmup.resolve() else b""))
+    after = pipeline_lib.create_pipeline(config)
+    for node_id, changes in (("BaselineTrainer", True), ("Trainer", True), ("Transform", False)):
+        keys = [_custom_config(p, node_id)["code_fingerprint"] for p in (before, after)]
+        assert (keys[0] != keys[1]) is changes, node_id
 
 
 def test_the_default_split_rule_is_the_ingestion_default():
