@@ -111,3 +111,22 @@ def test_the_test_split_is_evaluated_when_on_and_auto_follows_the_data(tmp_path)
     assert resolve_test_split(config("off", str(with_test))).evaluation.test_split == "off"
     with pytest.raises(ValueError, match="test_split"):
         config_lib.EvaluationConfig(test_split="maybe")
+
+
+def test_distillation_wires_the_teacher_between_transform_and_the_trainer(tmp_path):
+    base = config_lib.profile_config("smoke").replace(pipeline_root=str(tmp_path / "root"),
+                                                       serving_dir=str(tmp_path / "serving"))
+    plain = pipeline_lib.create_pipeline(base)
+    assert "TeacherLabels" not in pipeline_lib.component_ids(plain)
+    distilling = pipeline_lib.create_pipeline(base.replace(
+        trainer=dataclasses.replace(base.trainer, distill_epochs=1)))
+    ids = pipeline_lib.component_ids(distilling)
+    assert ids.index("Transform") < ids.index("TeacherLabels") < ids.index("Trainer")
+    components = {c.id: c for c in distilling.components}
+    soft_labels = components["Trainer"].inputs["soft_labels"]
+    assert soft_labels.producer_component_id == "TeacherLabels"
+    assert "soft_labels" not in components["BaselineTrainer"].inputs
+    assert components["ImdbExampleGen"].exec_properties["unlabelled"] == 1
+    # No statistic, check or evaluation reads the unlabelled split.
+    assert json.loads(components["StatisticsGen"].exec_properties["exclude_splits"]) == ["unsup"]
+    assert "unsup" not in components["Evaluator"].exec_properties["example_splits"]
