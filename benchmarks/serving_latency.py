@@ -13,7 +13,13 @@ trades off), to show where serving time goes.
 TF Serving's `--tensorflow_intra_op_parallelism` / `--tensorflow_inter_op_parallelism`
 flags do (on 2 cores, 1 / 2 is much faster than the defaults: README).
 
+With several `--model`s (e.g. `export_variants.py`'s folded and fused exports)
+the models are loaded in one process and measured in alternating rounds
+(`--rounds`), so a drift of the host hits every model alike; medians over rounds.
+
   python benchmarks/serving_latency.py --model pipeline_home/serving/imdb_sentiment
+  python benchmarks/serving_latency.py --model /tmp/v/folded --model /tmp/v/fused --rounds 5 \
+      --intra-op-threads 1 --inter-op-threads 2
 """
 
 from __future__ import annotations
@@ -86,10 +92,53 @@ def chunk_sweep(model, examples: tf.Tensor, sizes: List[int]) -> Dict[str, float
     return results
 
 
+def compare(args) -> int:
+    """serving_default of several models, one review and batches, in alternating rounds."""
+    models = {}
+    for given in args.model:
+        model_dir = serving_client.resolve_model_dir(given)
+        models[str(given)] = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
+    reviews = eval_reviews(args.data)
+    median_review = sorted(reviews, key=lambda r: len(r.split()))[len(reviews) // 2]
+    single = serving_client.serialize_reviews([median_review])
+    rng = np.random.default_rng(0)
+    batches = [serving_client.serialize_reviews(list(rng.choice(reviews, args.batch_size)))
+               for _ in range(args.batches)]
+    single_p50: Dict[str, List[float]] = {name: [] for name in models}
+    rates: Dict[str, List[float]] = {name: [] for name in models}
+    for _ in range(args.rounds):
+        for name, serve in models.items():
+            single_p50[name].append(float(np.percentile(
+                timings_ms(lambda: serve(examples=single), args.repeats), 50)))
+            serve(examples=batches[0])
+            for batch in batches:
+                start = time.perf_counter()
+                serve(examples=batch)
+                rates[name].append(args.batch_size / (time.perf_counter() - start))
+    rows = [{"model": name,
+             "1 review p50 ms (median of rounds)": round(statistics.median(single_p50[name]), 2),
+             "per round": " ".join(f"{v:.2f}" for v in single_p50[name]),
+             f"batch {args.batch_size} reviews/s (median)": round(statistics.median(rates[name]), 1)}
+            for name in models]
+    print(f"median review: {len(median_review.split())} words; {args.rounds} alternating rounds of "
+          f"{args.repeats} single requests and {args.batches} batches; threads: intra-op "
+          f"{args.intra_op_threads or 'default'}, inter-op {args.inter_op_threads or 'default'}")
+    print(common.table(rows, list(rows[0])))
+    path = common.write_result("serving_compare", {
+        "models": list(models), "median_review_words": len(median_review.split()),
+        "rounds": args.rounds, "single_p50_ms": single_p50, "batch_reviews_per_second": rates,
+        "intra_op_threads": args.intra_op_threads, "inter_op_threads": args.inter_op_threads})
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="SavedModel dir or serving dir")
+    parser.add_argument("--model", required=True, action="append",
+                        help="SavedModel dir or serving dir; repeat to compare in alternation")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternating rounds when comparing models")
     parser.add_argument("--data", type=Path, default=common.DEFAULT_DATA)
     parser.add_argument("--repeats", type=int, default=300)
     parser.add_argument("--batches", type=int, default=20)
@@ -104,7 +153,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
 
-    model_dir = serving_client.resolve_model_dir(args.model)
+    if len(args.model) > 1:
+        return compare(args)
+    model_dir = serving_client.resolve_model_dir(args.model[0])
     model = tf.saved_model.load(str(model_dir))
     serve = model.signatures["serving_default"]
     explain = model.signatures["explain"]
