@@ -2,7 +2,8 @@
 
 The archive is the real training archive with one review in ten moved to an
 official-layout `test/` folder, so the test split's evaluation runs too (on
-reviews no model trained on). One run (module fixture) is shared by the
+reviews no model trained on), and the runs distil through the unlabelled reviews
+of `train/unsup/` when the shared archive that has them is present. One run (module fixture) is shared by the
 assertions; two more runs against the same home check the cache and the
 not-blessed path. Signatures are
 checked with TensorFlow's own loader and `saved_model_cli`: TF Serving
@@ -51,15 +52,24 @@ def archive_with_test_split(source: Path, out: Path) -> Path:
 
 
 def run_cli(home: Path, *extra: str) -> subprocess.CompletedProcess:
+    """A smoke run that distils through the unlabelled reviews, when the archive has them."""
     command = [sys.executable, "-m", "imdb_sentiment.pipeline.cli", "run", "--profile", "smoke",
-               "--data", str(_data["archive"]), "--home", str(home), *extra]
+               "--data", str(_data["archive"]), "--home", str(home),
+               "--set", "trainer.distill_epochs=1", *extra]
     return subprocess.run(command, capture_output=True, text=True, timeout=1800)
+
+
+def source_archive() -> Path:
+    """The training archive with `train/unsup/` beside the plain one, else the plain one."""
+    plain = real_data_path()
+    with_unsup = plain.with_name("aclImdb_train_unsup.tar.gz")
+    return with_unsup if with_unsup.exists() else plain
 
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
     _data["archive"] = archive_with_test_split(
-        real_data_path(), tmp_path_factory.mktemp("data") / "aclImdb_train_and_test.tar.gz")
+        source_archive(), tmp_path_factory.mktemp("data") / "aclImdb_train_and_test.tar.gz")
     home = tmp_path_factory.mktemp("pipeline_home")
     result = run_cli(home)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -70,7 +80,7 @@ def test_every_component_completed_and_the_summary_says_so(first_run):
     home, result, record = first_run
     statuses = {c["component"]: c["status"] for c in record["components"]}
     assert set(statuses.values()) == {"complete"}, statuses
-    assert len(statuses) == 11
+    assert len(statuses) == 12 and "TeacherLabels" in statuses
     assert all(c["seconds"] is not None for c in record["components"])
     for component in statuses:  # live progress named every component
         assert f"] {component} ..." in result.stdout
@@ -106,6 +116,19 @@ def test_every_component_completed_and_the_summary_says_so(first_run):
     assert checks["train"]["drift_from_reference"]["vocabulary_jsd"] < 0.1
     assert checks["eval"]["drift_from_train"]["length_jsd"] < 0.1
     assert record["training"]["epochs"]
+    teacher = record["teacher"]
+    if "unsup" in record["ingestion"]["splits"]:  # distilled: the teacher labelled them first
+        assert teacher["unlabelled_reviews"] == record["ingestion"]["splits"]["unsup"]["reviews"] > 100
+        assert 0.6 < teacher["eval_accuracy"] <= 1.0
+        assert [e["phase"] for e in record["training"]["epochs"]] == ["distill", "labelled"]
+        assert "distillation: the NB-LR teacher" in result.stdout
+    else:
+        assert "no train/unsup/" in teacher["skipped"] and "distillation skipped" in result.stdout
+    for split in ("eval", "report"):  # the paired difference, with its interval, in words too
+        difference = record["accuracy"][split]["difference"]
+        low, high = difference["ci95"]
+        assert low <= difference["value"] <= high and high - low < 0.5
+        assert f"linear baseline on {split}:" in result.stdout
 
 
 def test_the_run_report_shows_every_section_drawn_from_the_run(first_run):
