@@ -314,14 +314,18 @@ def upload_version(client, package: Path, pipeline_name: str, version_name: str)
     return pipeline_id, version.pipeline_version_id
 
 
-def submit(client, package: Path, run_name: str, experiment: str, pipeline_root: str,
-           enable_caching: bool = True):
+def submit(client, package: Path, run_name: str, experiment: str, pipeline_root: str):
     """One run. The pipeline root goes with it: without one the cluster uses its
     own default (`backend/src/v2/driver/root_dag.go`), usually a minio:// bucket
-    that TensorFlow's file systems cannot read."""
+    that TensorFlow's file systems cannot read.
+
+    `enable_caching=None` keeps each task's compiled caching option: kfp 2.5.0's
+    `create_run_from_pipeline_package` passes any True/False to
+    `_override_caching_options`, which sets it on every task, and True would
+    cache the gate and the Pusher again (`UNCACHED_TASKS`)."""
     return client.create_run_from_pipeline_package(
         str(package), arguments={}, run_name=run_name, experiment_name=experiment,
-        pipeline_root=pipeline_root, enable_caching=enable_caching)
+        pipeline_root=pipeline_root, enable_caching=None)
 
 
 def recurring_runs_named(client, experiment_id: str, name: str) -> List[Any]:

@@ -173,6 +173,34 @@ def test_pushed_model_is_in_tf_serving_layout_and_scores_reviews(first_run):
     assert np.all(np.isfinite(probability)) and np.all((probability >= 0) & (probability <= 1))
 
 
+_HUGE_REQUEST_SCRIPT = """
+import resource, sys, time
+import tensorflow as tf
+from imdb_sentiment.pipeline import serving_client
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+normal = "A fine film with a weak ending, but the cast carries it. " * 20
+serve(examples=serving_client.serialize_reviews([normal]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+huge = serving_client.serialize_reviews(["a dull, dull and endless film. " * 1_700_000])
+start = time.perf_counter()
+probability = float(serve(examples=huge)["probability"].numpy()[0])
+seconds = time.perf_counter() - start
+print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, seconds, probability)
+"""
+
+
+def test_a_fifty_megabyte_request_costs_the_served_model_bounded_memory_and_time(first_run):
+    """The served graph cuts the text before tokenizing it (trainer/preprocessing.bound_text)."""
+    _, _, record = first_run
+    result = subprocess.run([sys.executable, "-c", _HUGE_REQUEST_SCRIPT, record["pushed_model"]],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    before_kib, after_kib, seconds, probability = map(float, result.stdout.split()[-4:])
+    assert 0.0 <= probability <= 1.0
+    assert after_kib < 1.5 * before_kib, (before_kib, after_kib)
+    assert seconds < 10, seconds
+
+
 def test_pushed_model_holds_no_machine_local_path(first_run):
     """TF Transform names its vocabulary table after a temp path; export scrubs it."""
     home, _, record = first_run
