@@ -159,6 +159,9 @@ class Executor(base_executor.BaseExecutor):
         report: Dict[str, Any] = {"passed": False, "splits": {
             split: {"reviews": p.reviews, "empty": p.empty, "median_words": p.median_words,
                     "lengths": p.lengths} for split, p in profiles.items()}}
+        ingestion = json.loads(examples.get_string_custom_property("ingestion_report") or "{}")
+        # What ingestion skipped for its size never reached these profiles: say so here too.
+        report["oversized_skipped"] = (ingestion.get("oversized") or {}).get("by_split", {})
         try:
             report["checks"] = check(anomalies.uri, statistics.uri, splits, exec_properties["label"],
                                      profiles, reference, limits)
@@ -171,7 +174,8 @@ class Executor(base_executor.BaseExecutor):
             if report["passed"]:
                 io_utils.write_string_file(os.path.join(result.uri, PROFILE_FILE),
                                            json.dumps(report, indent=1, ensure_ascii=False))
-        result.set_string_custom_property("text_checks", json.dumps(report["checks"]))
+        result.set_string_custom_property("text_checks", json.dumps(
+            {**report["checks"], "oversized_skipped": report["oversized_skipped"]}))
         result.set_int_custom_property("passed", 1)
 
 

@@ -376,7 +376,8 @@ def _feature_stats(dataset, name: str):
 
 def data_section(outputs: RunOutputs, out_dir: Path) -> str:
     statistics_uri = outputs.uri("StatisticsGen", "statistics")
-    checks = outputs.record.get("data_checks") or {}
+    checks = dict(outputs.record.get("data_checks") or {})
+    oversized = checks.pop("oversized_skipped", None) or {}
     parts = []
     if checks:
         rows = []
@@ -388,7 +389,10 @@ def data_section(outputs: RunOutputs, out_dir: Path) -> str:
         parts.append("<h3>DataGate findings</h3>" + table(
             ["split", "reviews", "empty", "median words", "length JSD", "vocabulary JSD"], rows)
             + "<p class=note>Jensen-Shannon divergences of each split's length and vocabulary "
-              "distributions from train's (train's from the curated reference profile).</p>")
+              "distributions from train's (train's from the curated reference profile).</p>"
+            + ("<p class=note>Skipped at ingestion for their size, never profiled: "
+               + _esc(", ".join(f"{k} {v}" for k, v in sorted(oversized.items()))) + ".</p>"
+               if oversized else ""))
     if statistics_uri is None:
         if not parts:
             raise Unavailable("no statistics and no DataGate findings in this home")
