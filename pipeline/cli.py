@@ -6,6 +6,8 @@ Exit status (stable, for scripts):
   2  usage error, or input data that cannot be used (message says why)
   3  `run` finished but the model was not blessed, so nothing was pushed
   4  the pipeline home is in use by another run
+  5  a fault of the machine: disk full, permissions, the metadata store
+130  interrupted (Ctrl-C); 143  terminated (SIGTERM): a later run resumes from the cache
 """
 
 from __future__ import annotations
