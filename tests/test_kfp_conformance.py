@@ -28,9 +28,10 @@ TARGET = ["--image", "registry.example.com/imdb-sentiment:1.0", "--pipeline-root
           "--data", "gs://bucket/aclImdb_v1.tar.gz", "--serving-dir", "gs://bucket/serving"]
 
 
-def compile_spec(tmp_path: Path, profile: str = "full", suffix: str = ".yaml", **config) -> dict:
+def compile_spec(tmp_path: Path, profile: str = "full", suffix: str = ".yaml", *settings: str) -> dict:
     path = tmp_path / f"pipeline-{profile}{suffix}"
-    assert runner.main(["compile", "--profile", profile, "--output", str(path), *TARGET]) == 0
+    sets = [arg for setting in settings for arg in ("--set", setting)]
+    assert runner.main(["compile", "--profile", profile, "--output", str(path), *TARGET, *sets]) == 0
     if suffix == ".json":
         return json.loads(path.read_text())
     return list(yaml.safe_load_all(path.read_text()))[0]
@@ -131,12 +132,20 @@ def _set_constant(spec: dict, task: str, parameter: str, value) -> None:
 
 
 @pytest.mark.slow
-def test_every_step_runs_through_the_entrypoint_on_what_the_driver_sends(tmp_path, monkeypatch):
+@pytest.mark.parametrize("distilling", [False, True])
+def test_every_step_runs_through_the_entrypoint_on_what_the_driver_sends(tmp_path, monkeypatch,
+                                                                        distilling):
     """The smoke profile, step by step: each in a fresh 'pod' whose /gcs is a
     local directory, inputs downloaded from and outputs uploaded to a local
-    bucket file by file, as launcher_v2.go does."""
-    spec = compile_spec(tmp_path, profile="smoke")
-    archive = write_archive(tmp_path / "aclImdb.tar.gz", make_members(count=60, reviews_per_movie=1))
+    bucket file by file, as launcher_v2.go does. Distilling adds TeacherLabels
+    and the Trainer's extra input, on an archive with unlabelled reviews."""
+    spec = compile_spec(tmp_path, "smoke", ".yaml",
+                        *(["trainer.distill_epochs=1"] if distilling else []))
+    members = make_members(count=60, reviews_per_movie=1)
+    if distilling:
+        for i in range(60):
+            members[f"aclImdb/train/unsup/{i}_0.txt"] = f"an unlabelled review {i}".encode()
+    archive = write_archive(tmp_path / "aclImdb.tar.gz", members)
     serving = tmp_path / "serving"
     # Locations outside the pipeline root are read by TensorFlow itself on a
     # cluster (gs://); here local directories stand in for them.
@@ -159,7 +168,9 @@ def test_every_step_runs_through_the_entrypoint_on_what_the_driver_sends(tmp_pat
     monkeypatch.setenv(entrypoint.LOCAL_ROOT_ENV, str(pod))
     published: dict = {}
     order = _topological(spec["root"]["dag"]["tasks"])
-    assert order[0] == "ImdbExampleGen" and order[-1] == "Pusher" and len(order) == 11
+    assert order[0] == "ImdbExampleGen" and order[-1] == "Pusher"
+    assert len(order) == 12 if distilling else 11
+    assert ("TeacherLabels" in order) is distilling
     for task in order:
         kfp_backend.run_step(spec, task, ROOT, bucket, pod, published, entrypoint.main)
 
@@ -176,6 +187,10 @@ def test_every_step_runs_through_the_entrypoint_on_what_the_driver_sends(tmp_pat
     versions = [p for p in (serving / "imdb_sentiment").iterdir() if p.name.isdigit()]
     assert len(versions) == 1 and (versions[0] / "saved_model.pb").exists()
     assert published["Pusher"]["pushed_model"]["metadata"].get("pushed") == 1
+    if distilling:  # the teacher labelled the unsup split, and the Trainer read it
+        report = json.loads(published["TeacherLabels"]["soft_labels"]["metadata"]["teacher_report"])
+        assert report["unlabelled_reviews"] > 0
+        assert bucket.keys(kfp_backend.blob_key(published["TeacherLabels"]["soft_labels"]["uri"]))
 
 
 def test_a_zero_byte_directory_marker_breaks_the_launcher_download(tmp_path):
