@@ -244,6 +244,7 @@ def test_pushed_model_leads_back_to_its_data_code_and_config_on_its_own(first_ru
     if head.returncode == 0:  # a checkout (CI clones one)
         assert lineage["code"]["commit"] == head.stdout.strip()
     smoke = json.loads(profile_config("smoke").to_json())
+    smoke["trainer"]["distill_epochs"] = 1  # run_cli's --set
     assert lineage["config"]["trainer"] == smoke["trainer"] and lineage["config"]["profile"] == "smoke"
     assert lineage["training"]["epochs"] and lineage["training"]["device"]["cpu"]
     assert lineage["evaluation"]["accuracy"]["eval"]["candidate"]["value"] == (
