@@ -85,13 +85,12 @@ def make_distillation_dataset(file_pattern: str, hparams: TrainerConfig,
     """Soft-labelled reviews (token_ids, teacher probability) as length-grouped
     training batches; (None, 0) when nothing matches `file_pattern`."""
     files = sorted(tf.io.gfile.glob(file_pattern)) if file_pattern else []
+    if not files:
+        return None, 0
     spec = {features.TOKEN_IDS: tf.io.FixedLenFeature([hparams.max_sequence_length], tf.int64),
             features.TEACHER_PROBABILITY: tf.io.FixedLenFeature([], tf.float32)}
-    examples = tf.data.TFRecordDataset(files, compression_type="GZIP") if files else None
-    if examples is None:
-        return None, 0
-    examples = examples.map(lambda record: tf.io.parse_single_example(record, spec),
-                            num_parallel_calls=parallel_calls())
+    examples = tf.data.TFRecordDataset(files, compression_type="GZIP").map(
+        lambda record: tf.io.parse_single_example(record, spec), num_parallel_calls=parallel_calls())
     examples = examples.map(lambda example: (example[features.TOKEN_IDS],
                                              example[features.TEACHER_PROBABILITY])).cache()
     count = int(examples.reduce(0, lambda total, _: total + 1).numpy())
