@@ -10,7 +10,10 @@ checks what a schema cannot say about the text (see `text_profile`):
 - at most `max_empty_fraction` of a split's reviews are empty;
 - the train split's review lengths and word distribution are close to the
   curated reference profile, and the eval split's close to the train split's
-  (Jensen-Shannon divergence at most `max_length_drift` / `max_vocabulary_drift`).
+  (Jensen-Shannon divergence at most `max_length_drift` / `max_vocabulary_drift`,
+  or what chance gives at the sample's size if that is more);
+- with data given as spans, the newest span is close to the one before it in
+  label, rating, lengths and vocabulary (`span_drift`).
 
 The measured profiles and divergences are logged, pass or fail, and on a
 pass also written next to the result (`text_profile.json`, plus a
@@ -23,7 +26,7 @@ import dataclasses
 import json
 import logging
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 from tfx import types
@@ -32,7 +35,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
-from . import text_profile
+from . import span_drift, text_profile
 from .text_profile import TextLimits
 from .imdb_data import DataError
 
@@ -87,6 +90,26 @@ def split_texts(examples_uri: str, split: str, feature: str) -> List[str]:
     return texts
 
 
+def drift_problems(what: str, against: str, base: text_profile.TextProfile,
+                   current: text_profile.TextProfile, measured: text_profile.Drift,
+                   limits: TextLimits) -> List[str]:
+    """A divergence is drift when it is above its limit *and* above what chance
+    gives at this sample size (`text_profile.resampled_divergence`)."""
+    problems = []
+    for name, value, noise, limit in (
+            ("review lengths", measured.length, measured.length_noise, limits.max_length_drift),
+            ("vocabulary", measured.vocabulary, measured.vocabulary_noise,
+             limits.max_vocabulary_drift)):
+        if value > max(limit, noise):
+            floor = (f"; chance alone reads up to {noise:.3f} at {current.reviews} reviews"
+                     if noise > limit else "")
+            median = (f"; median {current.median_words:.0f} words, was {base.median_words:.0f}"
+                      if name == "review lengths" else "")
+            problems.append(f"{what}: {name} drifted from {against} (Jensen-Shannon "
+                            f"{value:.3f} > {max(limit, noise):.3f}{floor}{median})")
+    return problems
+
+
 def text_problems(profiles: Dict[str, text_profile.TextProfile],
                   reference: Optional[text_profile.TextProfile],
                   limits: TextLimits) -> tuple:
@@ -110,24 +133,19 @@ def text_problems(profiles: Dict[str, text_profile.TextProfile],
         current = profiles[split]
         measured = text_profile.drift(base, current)
         report[split][key] = measured.as_dict()
-        if measured.length > limits.max_length_drift:
-            problems.append(
-                f"{split}: review lengths drifted from {against} (Jensen-Shannon "
-                f"{measured.length:.3f} > {limits.max_length_drift}; median "
-                f"{current.median_words:.0f} words, was {base.median_words:.0f})")
-        if measured.vocabulary > limits.max_vocabulary_drift:
-            problems.append(
-                f"{split}: vocabulary drifted from {against} (Jensen-Shannon "
-                f"{measured.vocabulary:.3f} > {limits.max_vocabulary_drift})")
+        problems += drift_problems(split, against, base, current, measured, limits)
     return problems, report
 
 
 def check(anomalies_uri: str, statistics_uri: str, splits: List[str], label: str,
           profiles: Optional[Dict[str, text_profile.TextProfile]] = None,
           reference: Optional[text_profile.TextProfile] = None,
-          limits: Optional[TextLimits] = None) -> Dict[str, Any]:
-    """Raises DataValidationError naming every problem; returns the text report."""
-    problems = [line for split in splits for line in split_anomalies(anomalies_uri, split)]
+          limits: Optional[TextLimits] = None,
+          more_problems: Sequence[str] = ()) -> Dict[str, Any]:
+    """Raises DataValidationError naming every problem (`more_problems`
+    included: the span drift check's); returns the text report."""
+    problems = [*more_problems,
+                *(line for split in splits for line in split_anomalies(anomalies_uri, split))]
     if "train" in splits:
         low, high = label_range(statistics_uri, "train", label)
         if low is None:
@@ -162,9 +180,16 @@ class Executor(base_executor.BaseExecutor):
         ingestion = json.loads(examples.get_string_custom_property("ingestion_report") or "{}")
         # What ingestion skipped for its size never reached these profiles: say so here too.
         report["oversized_skipped"] = (ingestion.get("oversized") or {}).get("by_split", {})
+        current_span, previous_span = span_drift.read_summaries(examples.uri)
         try:
+            span_problems: List[str] = []
+            if current_span is not None and previous_span is not None:
+                span_problems, report["span_drift"] = span_drift.compare(
+                    previous_span, current_span, limits)
             report["checks"] = check(anomalies.uri, statistics.uri, splits, exec_properties["label"],
-                                     profiles, reference, limits)
+                                     profiles, reference, limits, span_problems)
+            if "span_drift" in report:
+                report["checks"]["span_drift"] = report["span_drift"]
             report["passed"] = True
         except DataValidationError as error:
             report["error"] = str(error)

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import tensorflow as tf
 from tfx import types
@@ -24,7 +24,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from imdb_sentiment.trainer import features
-from . import imdb_data
+from . import imdb_data, span_drift, spans
 
 #: Name of the JSON report written next to the splits.
 REPORT_FILE = "ingestion_report.json"
@@ -123,18 +123,27 @@ def write_split_files(output_uri: str, splits: Dict[str, List[imdb_data.Review]]
 def write_splits(output_uri: str, data: str, cache_dir: str, rule: imdb_data.SplitRule,
                  sample_percent: int, max_skip_fraction: float,
                  require_test: bool = False, unlabelled: bool = False,
-                 max_review_bytes: int = 0) -> Dict[str, Any]:
+                 max_review_bytes: int = 0,
+                 selection: Optional[spans.SpanSelection] = None) -> Dict[str, Any]:
     """Reads the dataset and writes its splits; returns the ingestion report.
 
     The report is also written as JSON next to the splits. Records of a split
     are written in hash order, so the files are shuffled yet byte-identical
     on every run. With `unlabelled`, the reviews of `train/unsup/` whose movie
-    is in `train` become the `unsup` split (`imdb_data.SplitRule`).
+    is in `train` become the `unsup` split (`imdb_data.SplitRule`). With a
+    span `selection`, the reviews of all its spans are read (`data` is then
+    the pattern, for messages); splits go by movie across spans, so a movie
+    stays in its split as spans arrive.
     """
-    source = imdb_data.resolve_source(data, Path(cache_dir))
+    locations = [span.uri for span in selection.spans] if selection else [data]
     report = imdb_data.ReadReport()
-    everything = imdb_data.read_reviews(source, report, unlabelled=unlabelled,
-                                        max_review_bytes=max_review_bytes)
+    everything: List[imdb_data.Review] = []
+    by_span: List[List[imdb_data.Review]] = []
+    for location in locations:
+        source = imdb_data.resolve_source(location, Path(cache_dir))
+        by_span.append(imdb_data.read_reviews(source, report, unlabelled=unlabelled,
+                                              max_review_bytes=max_review_bytes))
+        everything += by_span[-1]
     reviews = [review for review in everything if review.labelled]
     report.reviews = len(reviews)
     report.has_test_split = any(r.source_split == "test" for r in reviews)
@@ -160,8 +169,12 @@ def write_splits(output_uri: str, data: str, cache_dir: str, rule: imdb_data.Spl
             f"(got {sorted(splits)}); raise sample_percent, eval_percent or report_percent")
     boundaries = length_boundaries(splits["train"])
     summary = {
-        "source": os.path.basename(str(source)),
-        "sha256": imdb_data.file_checksums(source, ("sha256",))["sha256"] if source.is_file() else None,
+        "source": os.path.basename(str(source).rstrip("/")),
+        "sha256": (imdb_data.file_checksums(source, ("sha256",))["sha256"]
+                   if source.is_file() and len(locations) == 1 else None),
+        # The spans read (number, location, version); span 0 = data without spans.
+        "spans": [dataclasses.asdict(span) for span in selection.spans] if selection else None,
+        "data_fingerprint": selection.fingerprint if selection else None,
         "split_rule": dataclasses.asdict(rule),
         "grouped_by": "movie" if rule.group_by_movie and report.with_movie else "review",
         "splits": write_split_files(output_uri, splits, SHARDS, boundaries),
@@ -176,7 +189,28 @@ def write_splits(output_uri: str, data: str, cache_dir: str, rule: imdb_data.Spl
     }
     with tf.io.gfile.GFile(os.path.join(output_uri, REPORT_FILE), "w") as handle:
         handle.write(json.dumps(summary, indent=2))
+    if selection and selection.has_spans:
+        write_span_summaries(output_uri, selection, by_span, cache_dir, max_review_bytes)
     return summary
+
+
+def write_span_summaries(output_uri: str, selection: spans.SpanSelection,
+                         by_span: List[List[imdb_data.Review]], cache_dir: str,
+                         max_review_bytes: int) -> None:
+    """The newest span's and the previous span's labelled reviews, summarised
+    for DataGate's drift check (`span_drift`); the previous span is read for
+    this alone when it is outside the window."""
+    current = span_drift.SpanSummary.of(selection.newest, by_span[-1])
+    previous = None
+    if selection.previous is not None:
+        if selection.previous in selection.spans:
+            reviews = by_span[selection.spans.index(selection.previous)]
+        else:
+            source = imdb_data.resolve_source(selection.previous.uri, Path(cache_dir))
+            reviews = imdb_data.read_reviews(source, imdb_data.ReadReport(),
+                                             max_review_bytes=max_review_bytes)
+        previous = span_drift.SpanSummary.of(selection.previous.number, reviews)
+    span_drift.write_summaries(output_uri, current, previous)
 
 
 def oversized_summary(report: imdb_data.ReadReport, rule: imdb_data.SplitRule,
@@ -196,8 +230,11 @@ class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict: Dict[str, List[types.Artifact]],
            output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
         examples = artifact_utils.get_single_instance(output_dict["examples"])
+        selection = (spans.SpanSelection.from_json(exec_properties["selection"])
+                     if exec_properties.get("selection") else None)
         summary = write_splits(
             output_uri=examples.uri,
+            selection=selection,
             data=exec_properties["data"],
             cache_dir=exec_properties["cache_dir"],
             rule=imdb_data.SplitRule(
@@ -212,8 +249,11 @@ class Executor(base_executor.BaseExecutor):
             max_review_bytes=int(exec_properties.get("max_review_bytes") or 0),
         )
         examples.split_names = artifact_utils.encode_split_names(sorted(summary["splits"]))
-        examples.span = 0
-        examples.version = 0
+        # TFX's own properties: the newest span read (0 without spans), its version.
+        examples.span = selection.newest if selection else 0
+        examples.version = (selection.spans[-1].version or 0) if selection else 0
+        if selection:
+            examples.set_string_custom_property("spans", json.dumps(selection.numbers))
         examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(examples, "tfrecords_gzip")
         examples.set_string_custom_property("ingestion_report", json.dumps(summary))
@@ -230,8 +270,9 @@ class ImdbExampleGenSpec(types.ComponentSpec):
         "sample_percent": ExecutionParameter(type=int),
         "split_salt": ExecutionParameter(type=str),
         "max_skip_fraction": ExecutionParameter(type=float),
-        # Changes when the local data changes, so the cache is not stale.
-        "data_fingerprint": ExecutionParameter(type=str),
+        # The `spans.SpanSelection` JSON from SpanResolver, resolved at run time
+        # (a dynamic parameter): its fingerprint changes when the data does.
+        "selection": ExecutionParameter(type=str, optional=True),
         # 1: the Evaluator will read the test split, so the data must have one.
         "require_test": ExecutionParameter(type=int, optional=True),
         # 1: also write the `unsup` split from train/unsup/, when the data has one.
@@ -252,7 +293,7 @@ class ImdbExampleGen(base_component.BaseComponent):
 
     def __init__(self, data: str, cache_dir: str, rule: imdb_data.SplitRule,
                  sample_percent: int = 100, max_skip_fraction: float = 0.01,
-                 data_fingerprint: str = "", require_test: bool = False,
+                 selection: Any = None, require_test: bool = False,
                  unlabelled: bool = False, max_review_bytes: int = 0):
         if not 0 < sample_percent <= 100:
             raise ValueError(f"sample_percent must be in (0, 100], got {sample_percent}")
@@ -260,24 +301,8 @@ class ImdbExampleGen(base_component.BaseComponent):
             data=data, cache_dir=cache_dir, eval_percent=rule.eval_percent,
             report_percent=rule.report_percent, group_by_movie=int(rule.group_by_movie),
             sample_percent=sample_percent, split_salt=rule.salt,
-            max_skip_fraction=max_skip_fraction, data_fingerprint=data_fingerprint,
+            max_skip_fraction=max_skip_fraction, selection=selection,
             require_test=int(require_test), unlabelled=int(unlabelled),
             max_review_bytes=max_review_bytes,
             examples=types.Channel(type=standard_artifacts.Examples))
         super().__init__(spec=spec)
-
-
-def local_data_fingerprint(data: str) -> str:
-    """Size and mtime of a local archive (or the newest file of a directory)."""
-    path = Path(data).expanduser()
-    if not data or not path.exists():
-        return ""
-    if path.is_file():
-        stat = path.stat()
-        return f"{stat.st_size}:{stat.st_mtime_ns}"
-    newest, count = 0, 0
-    for root, _, files in os.walk(path):
-        for name in files:
-            newest = max(newest, os.stat(os.path.join(root, name)).st_mtime_ns)
-            count += 1
-    return f"{count}:{newest}"

@@ -104,7 +104,10 @@ def build_lineage(*, ingestion: Optional[Dict[str, Any]], training: Optional[Dic
         "data": {"source": ingestion.get("source"), "sha256": ingestion.get("sha256"),
                  "splits": ingestion.get("splits"), "split_rule": ingestion.get("split_rule"),
                  "grouped_by": ingestion.get("grouped_by"),
-                 "length_buckets": ingestion.get("length_buckets")},
+                 "length_buckets": ingestion.get("length_buckets"),
+                 # The spans read ([{number, uri, version}]; span 0: data without spans).
+                 "spans": ingestion.get("spans"),
+                 "data_fingerprint": ingestion.get("data_fingerprint")},
         "code": {**source_revision(), "libraries": library_versions()},
         "config": config,
         "training": {"device": training.get("device"), "seconds": training.get("seconds"),
@@ -175,6 +178,9 @@ def build_model_card(lineage: Dict[str, Any], model_name: str) -> Dict[str, Any]
     splits = data.get("splits") or {}
     counts = ", ".join(f"{name} {info.get('reviews')}" for name, info in splits.items())
     commit = code.get("commit") or "unknown"
+    read = [span for span in data.get("spans") or [] if span.get("number")]
+    spans = (f" Spans {', '.join(str(s['number']) for s in read)} "
+             f"({', '.join(s['uri'] for s in read)})." if read else "")
     dirty = " (with uncommitted changes)" if code.get("dirty") else ""
     return {
         "schema_version": SCHEMA_VERSION,
@@ -194,7 +200,7 @@ def build_model_card(lineage: Dict[str, Any], model_name: str) -> Dict[str, Any]
             "data": [{"name": f"IMDB Large Movie Review Dataset ({data.get('source')})",
                       "link": "https://ai.stanford.edu/~amaas/data/sentiment/",
                       "description": f"SHA-256 {data.get('sha256')}; reviews per split: {counts}; "
-                                     f"split by {data.get('grouped_by')}."}],
+                                     f"split by {data.get('grouped_by')}.{spans}"}],
             "input_format": "serving_default: serialized tf.Examples with a `text` feature; "
                             "explain: raw review strings.",
             "output_format": "probability: P(review is positive), one float per review.",

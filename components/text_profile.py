@@ -124,18 +124,63 @@ def vocabulary_divergence(reference: Mapping[str, float], current: Mapping[str, 
     return jensen_shannon(p, q)
 
 
+def resampled_divergence(distribution: Sequence[float], reviews: int, quantile: float = 0.99,
+                         draws: int = 400, seed: int = 0) -> float:
+    """The divergence that chance alone gives at this sample size: the
+    `quantile` of the JS divergence between `distribution` and the shares of
+    `reviews` draws from it (multinomial, `draws` times, seeded).
+
+    A divergence below it is no evidence of drift: about 5 reviews drawn from
+    the very same data read a length JSD of 0.4 and more. For the vocabulary
+    the draws are reviews, not words (a review's words are not independent),
+    which errs toward a higher floor on small samples.
+    """
+    import numpy as np
+
+    if reviews <= 0:
+        return 1.0
+    shares = np.asarray(distribution, dtype=float)
+    if shares.sum() <= 0:
+        return 0.0
+    shares = shares / shares.sum()
+    rng = np.random.default_rng(seed)
+    samples = rng.multinomial(reviews, shares, size=draws) / reviews
+    divergences = sorted(jensen_shannon(shares, sample) for sample in samples)
+    return float(divergences[min(draws - 1, int(quantile * draws))])
+
+
+def effective_reviews(first: int, second: int) -> int:
+    """The sample size of a two-sample comparison, for the noise floor (harmonic):
+    a 25,000-review reference against 300 reviews counts as about 300."""
+    if first <= 0 or second <= 0:
+        return 0
+    return max(1, round(1 / (1 / first + 1 / second)))
+
+
+def _vocabulary_shares(profile: "TextProfile") -> List[float]:
+    return list(profile.vocabulary.values())
+
+
 @dataclasses.dataclass(frozen=True)
 class Drift:
     length: float
     vocabulary: float
+    #: What chance gives at this sample size (`resampled_divergence`).
+    length_noise: float = 0.0
+    vocabulary_noise: float = 0.0
 
     def as_dict(self) -> Dict[str, float]:
-        return {"length_jsd": round(self.length, 4), "vocabulary_jsd": round(self.vocabulary, 4)}
+        return {"length_jsd": round(self.length, 4), "vocabulary_jsd": round(self.vocabulary, 4),
+                "length_noise_jsd": round(self.length_noise, 4),
+                "vocabulary_noise_jsd": round(self.vocabulary_noise, 4)}
 
 
 def drift(reference: TextProfile, current: TextProfile) -> Drift:
+    reviews = effective_reviews(reference.reviews, current.reviews)
     return Drift(length=jensen_shannon(reference.lengths, current.lengths),
-                 vocabulary=vocabulary_divergence(reference.vocabulary, current.vocabulary))
+                 vocabulary=vocabulary_divergence(reference.vocabulary, current.vocabulary),
+                 length_noise=resampled_divergence(reference.lengths, reviews),
+                 vocabulary_noise=resampled_divergence(_vocabulary_shares(reference), reviews))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -176,6 +221,11 @@ class TextLimits:
     max_length_drift: float = 0.1
     #: Same for the distribution of the 500 most frequent words (rest pooled).
     max_vocabulary_drift: float = 0.1
+    #: Between spans (data given as `{SPAN}`): largest L-infinity distance
+    #: (TFDV's drift comparator) of the label's and the rating's value shares,
+    #: newest span against the one before it (components/span_drift.py).
+    max_label_drift: float = 0.1
+    max_rating_drift: float = 0.1
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(TextLimits):

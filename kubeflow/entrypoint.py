@@ -107,10 +107,25 @@ def repair_executor_input(executor_input: Dict[str, Any], inputs_spec: Optional[
                         remote_of[path] = artifact["uri"]
                         artifact["uri"] = path
                         if direction == "outputs":  # as TFX's own launcher prepares them
-                            os.makedirs(path, exist_ok=True)
+                            _prepare_output(path, artifact.get("type") or {})
         if remote_of:
             fixes.append(f"{len(remote_of)} artifact URIs -> launcher's local paths")
     return fixes, remote_of
+
+
+#: TFX's value artifacts: one file each, not a directory (tfx/types/standard_artifacts.py).
+VALUE_TYPES = {"tfx.String", "tfx.Integer", "tfx.Float", "tfx.Boolean", "tfx.Bytes",
+               "tfx.JsonValue"}
+
+
+def _prepare_output(path: str, artifact_type: Dict[str, Any]) -> None:
+    """A directory per output, but a file's parent for a value artifact, as
+    TFX's own launcher does (tfx/orchestration/portable/outputs_utils.py,
+    `make_output_dirs`): its value is written to the URI itself."""
+    if _title(artifact_type) in VALUE_TYPES:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    else:
+        os.makedirs(path, exist_ok=True)
 
 
 def _flag_value(argv: List[str], flag: str) -> Tuple[Optional[int], Optional[str]]:

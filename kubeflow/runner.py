@@ -115,15 +115,31 @@ def hide_gpu_outside_the_trainer(pipeline_spec: Dict[str, Any]) -> None:
             container.setdefault("env", []).append({"name": "CUDA_VISIBLE_DEVICES", "value": "-1"})
 
 
-#: Steps whose result depends on the serving directory, outside the pipeline's inputs.
-UNCACHED_TASKS = ("ServedModelGate", "Pusher")
-
-
-def never_cache_the_serving_steps(pipeline_spec: Dict[str, Any]) -> None:
-    """The gate compares with whatever is served now, and the Pusher writes
-    there: a cached result from an earlier run would be stale."""
-    for name in UNCACHED_TASKS:
+def never_cache(pipeline_spec: Dict[str, Any], task_names: Sequence[str]) -> None:
+    """Steps whose result depends on something outside their inputs: what is
+    in storage now (SpanResolver), what is served now (the gate, the Pusher).
+    A cached result from an earlier run would be stale."""
+    for name in task_names:
         pipeline_spec["root"]["dag"]["tasks"][name]["cachingOptions"] = {"enableCache": False}
+
+
+def name_parameter_producers_by_task(pipeline_spec: Dict[str, Any]) -> None:
+    """TFX 1.16 names the producer of a dynamic parameter `<id>_task`
+    (tfx/orchestration/kubeflow/v2/step_builder.py, `TaskOutputParameterSpec`),
+    but the task is `<id>`; `producer_task` is "the name of the upstream task"
+    (kubeflow/pipelines api/v2alpha1/pipeline_spec.proto), and the driver looks
+    it up among the DAG's tasks by that name (backend/src/v2/driver/resolve.go,
+    `resolveUpstreamParameters`: "producer task, %v, not in tasks")."""
+    tasks = pipeline_spec["root"]["dag"]["tasks"]
+    for task in tasks.values():
+        for parameter in (task.get("inputs", {}).get("parameters") or {}).values():
+            producer = parameter.get("taskOutputParameter")
+            if producer and producer["producerTask"] not in tasks:
+                name = producer["producerTask"].removesuffix("_task")
+                if name not in tasks:
+                    raise ValueError(f"a parameter's producer task {producer['producerTask']!r} "
+                                     "is not in the compiled DAG")
+                producer["producerTask"] = name
 
 
 def use_launcher_local_paths(pipeline_spec: Dict[str, Any]) -> None:
@@ -159,6 +175,8 @@ def compile_pipeline(profile: str, target: KubeflowTarget, output: Path) -> Path
     if for_vertex and target.vertex_accelerator not in VERTEX_ACCELERATORS:
         raise ValueError(f"--vertex-accelerator {target.vertex_accelerator!r} is not a Vertex AI "
                          f"accelerator type; choose one of {', '.join(VERTEX_ACCELERATORS)}")
+    from imdb_sentiment.pipeline.pipeline import uncached_component_ids
+
     pipeline = build_pipeline(profile, target, for_vertex=for_vertex)
     # The 2.1 schema is the only one the open-source API server accepts
     # (backend/src/apiserver/template/v2_template.go) and types every
@@ -170,7 +188,8 @@ def compile_pipeline(profile: str, target: KubeflowTarget, output: Path) -> Path
         output_dir=tempfile.mkdtemp(), output_filename="unused.json")
     job = runner.run(pipeline, write_out=False)
     hide_gpu_outside_the_trainer(job["pipelineSpec"])
-    never_cache_the_serving_steps(job["pipelineSpec"])
+    never_cache(job["pipelineSpec"], uncached_component_ids(pipeline))
+    name_parameter_producers_by_task(job["pipelineSpec"])
     if not for_vertex:
         use_launcher_local_paths(job["pipelineSpec"])
     # Read by clients that submit the spec without a root of their own; the
@@ -322,7 +341,7 @@ def submit(client, package: Path, run_name: str, experiment: str, pipeline_root:
     `enable_caching=None` keeps each task's compiled caching option: kfp 2.5.0's
     `create_run_from_pipeline_package` passes any True/False to
     `_override_caching_options`, which sets it on every task, and True would
-    cache the gate and the Pusher again (`UNCACHED_TASKS`)."""
+    cache SpanResolver, the gate and the Pusher again (`never_cache`)."""
     return client.create_run_from_pipeline_package(
         str(package), arguments={}, run_name=run_name, experiment_name=experiment,
         pipeline_root=pipeline_root, enable_caching=None)

@@ -186,8 +186,10 @@ def _print_summary(record: Dict[str, Any], terminal) -> None:
 
 def command_run(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
+    from imdb_sentiment.components.spans import SpanError, select_spans
     from .local_runner import (HomeLayout, RunLockedError, check_free_space, configure_cpu_threads,
-                               environment_problem, home_lock, output_to_log, run_pipeline)
+                               environment_problem, home_lock, output_to_log, prepared_config,
+                               run_pipeline, unchanged_since_last_run)
 
     try:
         config = build_config(args)
@@ -208,15 +210,29 @@ def command_run(args: argparse.Namespace) -> int:
     failure: Optional[BaseException] = None
     try:
         with home_lock(home):
+            try:
+                selection = select_spans(config.data, config.ingestion.span_window)
+            except SpanError as error:
+                _error(str(error))
+                return EXIT_BAD_INPUT
+            newest = None if args.no_cache else unchanged_since_last_run(
+                layout.last_run, selection, prepared_config(config, home, selection))
+            if newest is not None:
+                print(f"imdb-pipeline: no new data since span {newest} "
+                      f"({config.data}); nothing to do", flush=True)
+                return EXIT_OK
             check_free_space(home, config)
             print(f"imdb-pipeline: profile {config.profile}, home {home}\n"
-                  f"  data: {config.data or 'official download'}\n  log: {log_path}\n"
+                  f"  data: {config.data or 'official download'}"
+                  + (f" ({selection.describe()})" if selection.has_spans else "")
+                  + f"\n  log: {log_path}\n"
                   f"  TensorFlow threads: " + (f"intra-op {threads[0]}, inter-op {threads[1]}"
                                                if threads else "TensorFlow's defaults"),
                   flush=True)
             with output_to_log(log_path) as terminal:
                 try:
-                    record = run_pipeline(config, home, terminal, log_path, stop=stop)
+                    record = run_pipeline(config, home, terminal, log_path, stop=stop,
+                                          selection=selection)
                 except BaseException as error:  # noqa: BLE001 - every failure gets one line and a code
                     _print_failed_run(layout.last_run, log_path, terminal)
                     failure = error

@@ -51,9 +51,15 @@ class IngestionConfig:
     #: megabytes is not a review, and it would cost gigabytes downstream.
     #: Skipped reviews count toward the skip limit (docs/data-policy.md).
     max_review_bytes: int = 1_000_000
+    #: With a `{SPAN}` pattern as the data location: how many of the newest
+    #: spans a run reads (1: the newest only). Reviews are split by movie
+    #: across spans, so a movie keeps its split as spans arrive.
+    span_window: int = 1
 
     def __post_init__(self) -> None:
         self.split_rule()  # validates the percentages
+        if self.span_window < 1:
+            raise ValueError(f"span_window must be >= 1, got {self.span_window}")
         if not 0 < self.sample_percent <= 100:
             raise ValueError(f"sample_percent must be in (0, 100], got {self.sample_percent}")
         if self.max_review_bytes < 0:

@@ -189,13 +189,14 @@ class HomeLayout:
         return self.home / LAST_RUN_FILE
 
 
-def resolve_test_split(config: PipelineConfig) -> PipelineConfig:
-    """`evaluation.test_split="auto"` becomes on or off, by looking at the data."""
+def resolve_test_split(config: PipelineConfig, locations: Sequence[str] = ()) -> PipelineConfig:
+    """`evaluation.test_split="auto"` becomes on or off, by looking at the data
+    (`locations`: the spans a run reads; default `config.data`)."""
     if config.evaluation.test_split != "auto":
         return config
     from imdb_sentiment.components.imdb_data import has_test_reviews
 
-    mode = "on" if has_test_reviews(config.data) else "off"
+    mode = "on" if any(has_test_reviews(uri) for uri in locations or [config.data]) else "off"
     return config.replace(evaluation=dataclasses.replace(config.evaluation, test_split=mode))
 
 
@@ -377,12 +378,52 @@ def build_run_record(reader: Any, config: PipelineConfig, *, started_ms: int, se
         logging.error("Could not summarise the run: %s", traceback.format_exc())
         record["summary_error"] = str(summary_error)
     record["config"] = json.loads(config.to_json())
+    record["code"] = package_fingerprint()
     record["machine"] = machine_description()
     return record
 
 
+def prepared_config(config: PipelineConfig, home: Path, selection: Any) -> PipelineConfig:
+    """The config a local run uses: locations under `home`, `test_split` resolved."""
+    return resolve_test_split(configure_for_home(config, home),
+                              [span.uri for span in selection.spans])
+
+
+def unchanged_since_last_run(last_run: Path, selection: Any, config: PipelineConfig) -> Optional[int]:
+    """The newest span of the last run when nothing has changed since it
+    (same spans, same data fingerprint, same configuration, same code), else None.
+    `config` is the prepared one (`prepared_config`), as the record holds it.
+
+    Only for data given as spans: a scheduled run on a `{SPAN}` pattern that
+    finds no new span has nothing to do. A failed last run does not count.
+    """
+    if not selection.has_spans or not last_run.exists():
+        return None
+    try:
+        record = json.loads(last_run.read_text())
+    except (OSError, ValueError):
+        return None
+    ingestion = record.get("ingestion") or {}
+    same = (record.get("succeeded")
+            and [span["number"] for span in ingestion.get("spans") or []] == selection.numbers
+            and ingestion.get("data_fingerprint") == selection.fingerprint
+            and record.get("config") == json.loads(config.to_json())
+            and record.get("code") == package_fingerprint())
+    return selection.newest if same else None
+
+
+def package_fingerprint() -> str:
+    """A hash of every source file of the package: a code change is a change."""
+    from imdb_sentiment import components, trainer
+    from .config import PACKAGE_ROOT, source_fingerprint
+
+    return source_fingerprint(PACKAGE_ROOT, Path(components.__file__).parent,
+                              Path(trainer.__file__).parent)
+
+
 def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
-                 log_path: Path, stop: Optional[threading.Event] = None) -> Dict[str, Any]:
+                 log_path: Path, stop: Optional[threading.Event] = None,
+                 selection: Any = None) -> Dict[str, Any]:
     """Runs the pipeline and returns the run record (also written to last_run.json).
 
     The record is written even when a component fails; the exception is then
@@ -392,17 +433,19 @@ def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
     # Imported here so that `imdb-pipeline --help` stays fast.
     from tfx import v1 as tfx
 
-    from imdb_sentiment.components.imdb_example_gen import local_data_fingerprint
     from imdb_sentiment.components.served_model_gate import newest_version
     from . import run_summary
     from .pipeline import component_ids, create_pipeline
 
     layout = HomeLayout(home)
-    config = resolve_test_split(configure_for_home(config, home))
+    from imdb_sentiment.components.spans import select_spans
+
+    selection = selection or select_spans(config.data, config.ingestion.span_window)
+    config = prepared_config(config, home, selection)
     connection = sqlite_connection_config(layout.metadata_path)
     served = newest_version(config.model_serving_dir)
     pipeline = create_pipeline(
-        config, data_fingerprint=local_data_fingerprint(config.data),
+        config, data_fingerprint=selection.fingerprint,
         served_version=os.path.basename(served) if served else "",
         metadata_connection_config=connection,
         beam_pipeline_args=config.beam_pipeline_args or DEFAULT_BEAM_ARGS)

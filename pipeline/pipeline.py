@@ -22,6 +22,7 @@ from imdb_sentiment.components.imdb_data import UNSUP_SPLIT
 from imdb_sentiment.components.imdb_example_gen import ImdbExampleGen
 from imdb_sentiment.components.paired_accuracy import PairedAccuracyDifference
 from imdb_sentiment.components.served_model_gate import ServedModelGate
+from imdb_sentiment.components.span_resolver import SpanResolver
 from imdb_sentiment.components.teacher_labels import TeacherLabels
 from imdb_sentiment.trainer import features
 from .config import PipelineConfig, code_fingerprint
@@ -48,6 +49,19 @@ def component_ids(pipeline: tfx.dsl.Pipeline) -> Tuple[str, ...]:
     """The ids of a built pipeline's components, in the order `create_pipeline`
     lists them (an order they can run in; also the order of the run summary)."""
     return tuple(component.id for component in pipeline.components)
+
+
+def _never_cached_on_kubeflow(component):
+    """Marks a step whose result depends on something outside its inputs (what
+    is in storage or being served now): a cached result would be stale."""
+    component.never_cached_on_kubeflow = True
+    return component
+
+
+def uncached_component_ids(pipeline: tfx.dsl.Pipeline) -> Tuple[str, ...]:
+    """The steps a compiled Kubeflow spec must never serve from its cache."""
+    return tuple(component.id for component in pipeline.components
+                 if getattr(component, "never_cached_on_kubeflow", False))
 
 
 def evaluated_splits(config: PipelineConfig) -> Tuple[str, ...]:
@@ -137,12 +151,16 @@ def create_pipeline(
         code_fingerprint(_module_of(BASELINE_RUN_FN), DistillingTrainer.__module__))
 
     distilling = config.trainer.distill_epochs > 0
+    # Which spans to read is decided where the data is (components/spans.py);
+    # ImdbExampleGen receives the decision as a parameter value.
+    span_resolver = _never_cached_on_kubeflow(SpanResolver(
+        data=config.data, window=config.ingestion.span_window, observed=data_fingerprint))
     example_gen = ImdbExampleGen(
         data=config.data, cache_dir=config.download_cache_dir,
         rule=config.ingestion.split_rule(),
         sample_percent=config.ingestion.sample_percent,
         require_test=TEST_SPLIT in evaluated_splits(config),
-        data_fingerprint=data_fingerprint, unlabelled=distilling,
+        selection=span_resolver.outputs["selection"].future()[0].value, unlabelled=distilling,
         max_review_bytes=config.ingestion.max_review_bytes)
     examples = example_gen.outputs["examples"]
 
@@ -203,24 +221,24 @@ def create_pipeline(
         baseline_model=baseline_trainer.outputs["model"],
         eval_config=eval_config(config), example_splits=list(evaluated_splits(config)))
 
-    served_model_gate = ServedModelGate(
+    served_model_gate = _never_cached_on_kubeflow(ServedModelGate(
         model=trainer.outputs["model"], evaluator_blessing=evaluator.outputs["blessing"],
         examples=examples, evaluation=evaluator.outputs["evaluation"],
         serving_dir=config.model_serving_dir, split=GATED_SPLIT,
         max_accuracy_drop=config.evaluation.max_accuracy_drop, served_version=served_version,
-        pipeline_config=config.to_record_json(), model_name=config.model_name)
+        pipeline_config=config.to_record_json(), model_name=config.model_name))
 
-    pusher = tfx.components.Pusher(
+    pusher = _never_cached_on_kubeflow(tfx.components.Pusher(
         model=trainer.outputs["model"], model_blessing=served_model_gate.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=config.model_serving_dir)),
-        custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor))
+        custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor)))
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[example_gen, schema_gen, statistics_gen, example_validator, data_gate, transform,
+        components=[span_resolver, example_gen, schema_gen, statistics_gen, example_validator, data_gate, transform,
                     *([teacher_labels] if teacher_labels else []), trainer, baseline_trainer,
                     evaluator, served_model_gate, pusher],
         enable_cache=config.enable_cache,

@@ -101,9 +101,23 @@ def blessing_reason(evaluation_uri: str) -> str:
     return "failed: " + "; ".join(failures) if failures else "failed validation"
 
 
+def spans_read(record: Dict[str, Any]) -> str:
+    """'span 3 (imdb-3.tar.gz)' / 'spans 2-3 (imdb-2.tar.gz, imdb-3.tar.gz)', or '' for data without spans."""
+    read = (record.get("ingestion") or {}).get("spans") or []
+    if not read or read == [{"number": 0, "uri": read[0]["uri"], "version": None}]:
+        return ""
+    numbers = [span["number"] for span in read]
+    names = ", ".join(span["uri"].rstrip("/").rsplit("/", 1)[-1] for span in read)
+    which = f"span {numbers[0]}" if len(numbers) == 1 else f"spans {numbers[0]}-{numbers[-1]}"
+    return f"{which} ({names})"
+
+
 def data_notes(record: Dict[str, Any]) -> List[str]:
     """Plain sentences on what ingestion skipped and what the teacher did."""
     notes = []
+    read = spans_read(record)
+    if read:
+        notes.append(f"data: {read}")
     oversized = (record.get("ingestion") or {}).get("oversized") or {}
     if oversized.get("skipped"):
         by_split = ", ".join(f"{split} {count}" for split, count in sorted(oversized["by_split"].items()))

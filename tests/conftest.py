@@ -75,3 +75,39 @@ def real_data_path() -> Path:
         pytest.skip(f"real IMDB data not found at {path} (set {REAL_DATA_ENV} to the "
                     "aclImdb training archive to run this test)")
     return path
+
+
+def write_span_archives(source: Path, out_dir: Path, spans: int, movies_per_span: int,
+                        salt: str = "spans") -> list:
+    """Span archives cut from a real aclImdb archive by movie, the way new data
+    arrives in the world: span k holds every labelled review of its movies, and
+    no movie is in two spans. Each archive keeps the official layout (reviews
+    under train/pos|neg, `urls_*.txt` with the movie of each review number).
+    Returns {span number: [review ids]} in span order.
+    """
+    from imdb_sentiment.components import imdb_data
+
+    reviews = imdb_data.read_reviews(source, imdb_data.ReadReport())
+    by_movie: Dict[str, list] = {}
+    for review in reviews:
+        if review.labelled and review.source_split == "train" and review.movie_id:
+            by_movie.setdefault(review.movie_id, []).append(review)
+    movies = sorted(by_movie, key=lambda movie: imdb_data.hash_bucket(movie, salt, 1 << 62))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    contents = []
+    for span in range(1, spans + 1):
+        chosen = movies[(span - 1) * movies_per_span:span * movies_per_span]
+        members: Dict[str, bytes] = {"aclImdb/README": b"span fixture"}
+        urls: Dict[str, Dict[int, str]] = {"pos": {}, "neg": {}}
+        for movie in chosen:
+            for review in by_movie[movie]:
+                folder = "pos" if review.label else "neg"
+                members[f"aclImdb/train/{folder}/{review.number}_{review.rating}.txt"] = \
+                    review.text.encode()
+                urls[folder][review.number] = f"http://www.imdb.com/title/{movie}/usercomments"
+        for folder, numbers in urls.items():
+            lines = [numbers.get(i, "") for i in range(max(numbers) + 1)] if numbers else []
+            members[f"aclImdb/train/urls_{folder}.txt"] = "\n".join(lines).encode() + b"\n"
+        write_archive(out_dir / f"imdb-{span}.tar.gz", members)
+        contents.append([r.review_id for movie in chosen for r in by_movie[movie]])
+    return contents

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from google.protobuf import json_format
 
@@ -76,15 +76,21 @@ def driver_violations(spec: Dict[str, Any]) -> List[str]:
     backend/src/v2/driver/resolve.go (`resolveInputParameter`): a parameter is
     a component input, an upstream task's output, or a
     `runtimeValue.constant`; the 2.0 form `runtimeValue.constantValue` is not
-    one of them.
+    one of them. An upstream output (`resolveUpstreamParameters`) is looked up among the
+    DAG's tasks by `producerTask`: "producer task, %v, not in tasks".
     """
     problems = []
-    for task_name, task in spec["root"]["dag"]["tasks"].items():
+    tasks = spec["root"]["dag"]["tasks"]
+    for task_name, task in tasks.items():
         for name, parameter in (task.get("inputs", {}).get("parameters") or {}).items():
             runtime = parameter.get("runtimeValue")
             if runtime is not None and "constant" not in runtime:
                 problems.append(f"{task_name}.{name}: runtimeValue without `constant` "
                                 f"({sorted(runtime)})")
+            upstream = parameter.get("taskOutputParameter")
+            if upstream is not None and upstream.get("producerTask") not in tasks:
+                problems.append(f"{task_name}.{name}: producer task, "
+                                f"{upstream.get('producerTask')}, not in tasks")
     return problems
 
 
@@ -94,10 +100,15 @@ def output_uri(pipeline_root: str, task: str, salt: str, name: str) -> str:
 
 
 def executor_input(spec: Dict[str, Any], task_name: str, pipeline_root: str,
-                   published: Dict[str, Dict[str, Dict[str, Any]]], output_file: str) -> Dict[str, Any]:
+                   published: Dict[str, Dict[str, Dict[str, Any]]], output_file: str,
+                   parameters_out: Optional[Dict[str, Dict[str, Any]]] = None) -> Dict[str, Any]:
     """The ExecutorInput the driver hands a step.
 
-    - Parameters: the task's `runtimeValue.constant`s (resolve.go).
+    - Parameters: the task's `runtimeValue.constant`s, and upstream output
+      parameters by value (resolve.go, `resolveUpstreamParameters`: the
+      producer execution's output parameters, from `parameters_out`).
+    - Output parameters: one `outputFile` each under /tmp/kfp/outputs
+      (driver.go `provisionOutputs`).
     - Input artifacts: the upstream outputs as published to ML Metadata, read
       back with the type schema recorded at publish time, empty for typed
       outputs (metadata/client.go `ToRuntimeArtifact`: InstanceSchema).
@@ -108,8 +119,14 @@ def executor_input(spec: Dict[str, Any], task_name: str, pipeline_root: str,
     """
     task = spec["root"]["dag"]["tasks"][task_name]
     component = spec["components"][task["componentRef"]["name"]]
-    parameters = {name: value["runtimeValue"]["constant"]
-                  for name, value in (task.get("inputs", {}).get("parameters") or {}).items()}
+    parameters = {}
+    for name, value in (task.get("inputs", {}).get("parameters") or {}).items():
+        if "taskOutputParameter" in value:
+            upstream = value["taskOutputParameter"]
+            parameters[name] = (parameters_out or {})[upstream["producerTask"]][
+                upstream["outputParameterKey"]]
+        else:
+            parameters[name] = value["runtimeValue"]["constant"]
     inputs = {}
     for name, source in (task.get("inputs", {}).get("artifacts") or {}).items():
         upstream = source["taskOutputArtifact"]
@@ -122,8 +139,51 @@ def executor_input(spec: Dict[str, Any], task_name: str, pipeline_root: str,
     outputs["executor-logs"] = {"artifacts": [{
         "name": "executor-logs", "uri": output_uri(pipeline_root, task_name, "salt1", "executor-logs"),
         "type": {"schemaTitle": "system.Artifact"}}]}
+    output_parameters = {name: {"outputFile": f"/tmp/kfp/outputs/{name}"}
+                         for name in component.get("outputDefinitions", {}).get("parameters", {})}
     return {"inputs": {"artifacts": inputs, "parameterValues": parameters},
-            "outputs": {"artifacts": outputs, "outputFile": output_file}}
+            "outputs": {"artifacts": outputs, "outputFile": output_file,
+                        **({"parameters": output_parameters} if output_parameters else {})}}
+
+
+def cache_fingerprint(spec: Dict[str, Any], task_name: str, request: Dict[str, Any]) -> str:
+    """The fingerprint KFP caches a task under.
+
+    backend/src/v2/driver/cache.go (`getFingerPrint`): the key holds the
+    resolved input parameter *values*, the input artifacts' *names* (so a new
+    upstream artifact is a miss, and a cached upstream, which hands on its
+    earlier artifacts (`reuseCachedOutputs`), is a hit), the output specs
+    with their URIs wiped, the output parameter types, and the container's
+    command + args as written in the spec (placeholders unresolved) and image.
+    backend/src/v2/cacheutils/cache.go (`GenerateCacheKey`,
+    `GenerateFingerPrint`): sha256 of the key as protojson, re-marshalled by
+    Go's encoding/json (map keys sorted, no spaces).
+    """
+    import hashlib
+
+    task = spec["root"]["dag"]["tasks"][task_name]
+    component = spec["components"][task["componentRef"]["name"]]
+    container = spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
+    inputs, outputs = request["inputs"], request["outputs"]
+    key: Dict[str, Any] = {
+        "inputArtifactNames": {
+            name: {"artifactNames": [a["name"] for a in listed["artifacts"]]}
+            for name, listed in inputs.get("artifacts", {}).items()},
+        "inputParameterValues": dict(inputs.get("parameterValues", {})),
+        "outputArtifactsSpec": {
+            name: {key: value for key, value in listed["artifacts"][0].items() if key != "uri"}
+            for name, listed in outputs.get("artifacts", {}).items() if listed["artifacts"]},
+        "outputParametersSpec": {
+            name: spec_["parameterType"]
+            for name, spec_ in component.get("outputDefinitions", {}).get("parameters", {}).items()},
+        "containerSpec": {"image": container["image"],
+                          "cmdArgs": [*container.get("command", []), *container.get("args", [])]},
+    }
+    key = {name: value for name, value in key.items() if value}  # protojson drops empty fields
+    text = json.dumps(key, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(char, escaped)  # encoding/json's HTML escaping
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def local_path_for_uri(uri: str, root: Path) -> Path:
@@ -200,16 +260,20 @@ def blob_key(uri: str) -> str:
 
 
 def run_step(spec: Dict[str, Any], task_name: str, pipeline_root: str, bucket: Bucket,
-             pod_root: Path, published: Dict[str, Dict[str, Dict[str, Any]]], run_entrypoint) -> Dict:
+             pod_root: Path, published: Dict[str, Dict[str, Dict[str, Any]]], run_entrypoint,
+             parameters_out: Optional[Dict[str, Dict[str, Any]]] = None) -> Dict:
     """One step as the launcher runs it: a fresh pod filesystem, inputs
     downloaded, the container's command run, outputs uploaded, the output
-    metadata read back (launcher_v2.go `Execute`). Returns what it published."""
+    metadata read back (launcher_v2.go `Execute`). Returns what it published;
+    its output parameters go to `parameters_out[task_name]`: the output
+    metadata's `parameterValues` first (launcher_v2.go `collectOutputParameters`)."""
     if pod_root.exists():
         shutil.rmtree(pod_root)
     pod_root.mkdir(parents=True)
     output_file = pod_root / "tmp" / "kfp_outputs" / "output_metadata.json"
     output_file.parent.mkdir(parents=True)
-    request = executor_input(spec, task_name, pipeline_root, published, str(output_file))
+    request = executor_input(spec, task_name, pipeline_root, published, str(output_file),
+                             parameters_out)
     for artifact_list in request["inputs"]["artifacts"].values():
         for artifact in artifact_list["artifacts"]:
             download(bucket, local_path_for_uri(artifact["uri"], pod_root), blob_key(artifact["uri"]))
@@ -229,6 +293,12 @@ def run_step(spec: Dict[str, Any], task_name: str, pipeline_root: str, bucket: B
                                      **(reported.get("metadata") or {})},
                         "reported_uri": reported.get("uri")}
     published[task_name] = result
+    if parameters_out is not None:
+        parameters_out[task_name] = dict(written.get("parameterValues") or {})
+        missing = set(request["outputs"].get("parameters", {})) - set(parameters_out[task_name])
+        if missing:  # the launcher would read /tmp/kfp/outputs/<name>, which no step writes here
+            raise RuntimeError(f"{task_name}: output parameters {sorted(missing)} not in the "
+                               "output metadata")
     return result
 
 

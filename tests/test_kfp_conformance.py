@@ -62,9 +62,9 @@ def test_the_pipeline_root_travels_with_the_spec(spec):
     assert spec["defaultPipelineRoot"] == ROOT
 
 
-def test_steps_that_depend_on_the_serving_directory_are_never_cached(spec):
+def test_steps_that_depend_on_storage_or_the_serving_directory_are_never_cached(spec):
     tasks = spec["root"]["dag"]["tasks"]
-    for name in ("ServedModelGate", "Pusher"):
+    for name in ("SpanResolver", "ServedModelGate", "Pusher"):
         assert tasks[name]["cachingOptions"] == {"enableCache": False}
     assert tasks["Trainer"]["cachingOptions"]["enableCache"] is True
 
@@ -149,6 +149,7 @@ def test_every_step_runs_through_the_entrypoint_on_what_the_driver_sends(tmp_pat
     serving = tmp_path / "serving"
     # Locations outside the pipeline root are read by TensorFlow itself on a
     # cluster (gs://); here local directories stand in for them.
+    _set_constant(spec, "SpanResolver", "data", str(archive))
     _set_constant(spec, "ImdbExampleGen", "data", str(archive))
     _set_constant(spec, "ImdbExampleGen", "sample_percent", 100)  # the fixture is small already
     _set_constant(spec, "SchemaGen", "schema_file", str(REPO_ROOT / "pipeline" / "schema" /
@@ -167,12 +168,15 @@ def test_every_step_runs_through_the_entrypoint_on_what_the_driver_sends(tmp_pat
     pod = tmp_path / "pod"
     monkeypatch.setenv(entrypoint.LOCAL_ROOT_ENV, str(pod))
     published: dict = {}
+    parameters: dict = {}
     order = _topological(spec["root"]["dag"]["tasks"])
-    assert order[0] == "ImdbExampleGen" and order[-1] == "Pusher"
-    assert len(order) == 12 if distilling else 11
+    assert order[:2] == ["SpanResolver", "ImdbExampleGen"] and order[-1] == "Pusher"
+    assert len(order) == (13 if distilling else 12)
     assert ("TeacherLabels" in order) is distilling
     for task in order:
-        kfp_backend.run_step(spec, task, ROOT, bucket, pod, published, entrypoint.main)
+        kfp_backend.run_step(spec, task, ROOT, bucket, pod, published, entrypoint.main, parameters)
+    selection = json.loads(parameters["SpanResolver"]["selection"])
+    assert selection["spans"] == [{"number": 0, "uri": str(archive), "version": None}]
 
     # ML Metadata keeps remote URIs, never the pod's local paths.
     for outputs in published.values():
@@ -219,3 +223,67 @@ def test_local_paths_follow_the_launcher():
     assert entrypoint.local_path("minio://mlpipeline/v2/x", "/") == "/minio/mlpipeline/v2/x"
     assert entrypoint.local_path("s3://b/x", "/r") == "/r/s3/b/x"
     assert entrypoint.local_path("/already/local", "/") == "/already/local"
+
+
+# --------------------------------------------------------------------------
+# New data on Kubeflow: the cache keys, computed as KFP computes them.
+# --------------------------------------------------------------------------
+def test_the_span_producer_is_named_by_its_task_and_feeds_example_gen_by_value(spec):
+    tasks = spec["root"]["dag"]["tasks"]
+    source = tasks["ImdbExampleGen"]["inputs"]["parameters"]["selection"]["taskOutputParameter"]
+    assert source == {"producerTask": "SpanResolver", "outputParameterKey": "selection"}
+    assert "SpanResolver" in tasks["ImdbExampleGen"]["dependentTasks"]
+    assert not tasks["ImdbExampleGen"]["inputs"].get("artifacts")  # nothing keyed by artifact id
+    # TFX 1.16 alone writes "SpanResolver_task", which the driver cannot find.
+    broken = json.loads(json.dumps(spec))
+    broken["root"]["dag"]["tasks"]["ImdbExampleGen"]["inputs"]["parameters"]["selection"][
+        "taskOutputParameter"]["producerTask"] = "SpanResolver_task"
+    assert kfp_backend.driver_violations(broken) == [
+        "ImdbExampleGen.selection: producer task, SpanResolver_task, not in tasks"]
+
+
+@pytest.mark.slow
+def test_cache_keys_follow_the_spans_new_data_misses_and_unchanged_data_hits(tmp_path, monkeypatch):
+    """Three scheduled runs on `imdb-{SPAN}.tar.gz`: span 1 alone, span 1 again
+    (nothing new), then span 2 added. SpanResolver runs every time (uncached)
+    through the entrypoint; ImdbExampleGen's and StatisticsGen's cache
+    fingerprints are computed from what the driver would send them."""
+    spec = compile_spec(tmp_path, "smoke", ".yaml")
+    data = tmp_path / "data"
+    data.mkdir()
+    _set_constant(spec, "SpanResolver", "data", str(data / "imdb-{SPAN}.tar.gz"))
+    monkeypatch.setenv(entrypoint.LOCAL_ROOT_ENV, str(tmp_path / "pod"))
+    bucket = kfp_backend.Bucket(tmp_path / "bucket")
+
+    def fingerprints(run: int) -> dict:
+        published, parameters = {}, {}
+        kfp_backend.run_step(spec, "SpanResolver", ROOT, bucket, tmp_path / "pod", published,
+                             entrypoint.main, parameters)
+        example_gen = kfp_backend.executor_input(spec, "ImdbExampleGen", ROOT, published,
+                                                 "/tmp/out.json", parameters)
+        key = kfp_backend.cache_fingerprint(spec, "ImdbExampleGen", example_gen)
+        # On a hit the driver hands on the cached execution's artifacts
+        # (driver/cache.go `reuseCachedOutputs`): same key, same artifact names.
+        produced[key] = produced.get(key, f"artifacts/{len(produced) + 1}")
+        published["ImdbExampleGen"] = {"examples": {"name": produced[key],
+                                                    "uri": f"{ROOT}/ImdbExampleGen/{run}/examples"}}
+        statistics = kfp_backend.executor_input(spec, "StatisticsGen", ROOT, published,
+                                                "/tmp/out.json", parameters)
+        return {"ImdbExampleGen": key,
+                "StatisticsGen": kfp_backend.cache_fingerprint(spec, "StatisticsGen", statistics),
+                "spans": [s["number"] for s in json.loads(parameters["SpanResolver"]["selection"])[
+                    "spans"]]}
+
+    produced: dict = {}
+    write_archive(data / "imdb-1.tar.gz", make_members(count=10))
+    first = fingerprints(1)
+    again = fingerprints(2)
+    write_archive(data / "imdb-2.tar.gz", make_members(count=12))
+    newer = fingerprints(3)
+    write_archive(data / "imdb-2.tar.gz", make_members(count=14))  # span 2 replaced in place
+    replaced = fingerprints(4)
+    assert first["spans"] == again["spans"] == [1] and newer["spans"] == replaced["spans"] == [2]
+    assert replaced["ImdbExampleGen"] != newer["ImdbExampleGen"]
+    assert again == first  # nothing new: every step is served from the cache
+    assert newer["ImdbExampleGen"] != first["ImdbExampleGen"]
+    assert newer["StatisticsGen"] != first["StatisticsGen"]  # and so is everything after it

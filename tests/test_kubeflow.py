@@ -310,12 +310,12 @@ def test_submit_sends_the_pipeline_root_with_the_run(fake_kfp, compiled, capsys)
     assert run["runtime_config"]["pipeline_root"] == "gs://bucket/tfx"  # from defaultPipelineRoot
     assert run["pipeline_spec"]["schemaVersion"] == "2.1.0"
     assert "started run run1" in capsys.readouterr().out
-    # kfp's client sets one caching option on every task unless told None: the gate and
-    # the Pusher must stay uncached in what reaches the server.
+    # kfp's client sets one caching option on every task unless told None: SpanResolver,
+    # the gate and the Pusher must stay uncached in what reaches the server.
     tasks = run["pipeline_spec"]["root"]["dag"]["tasks"]
     caching = {name: task.get("cachingOptions", {}).get("enableCache", False)
                for name, task in tasks.items()}
-    assert not any(caching[name] for name in runner.UNCACHED_TASKS), caching
+    assert not any(caching[name] for name in ("SpanResolver", "ServedModelGate", "Pusher")), caching
     assert caching["Transform"] and caching["Trainer"]
 
 

@@ -1,0 +1,98 @@
+"""Scheduled runs on spans, for real: three spans cut by movie from the real
+training archive arrive one after another (docs/operations.md, "Spans").
+
+- span 1: a run pushes a model;
+- span 2 arrives: everything that depends on the data reruns, the schema
+  does not, and the summary, `last_run.json` and the report name span 2;
+- nothing new: the run exits 0 with "no new data since span 2" and runs nothing;
+- a drifted span 3 (every review cut to ten words): refused with exit 2
+  before Transform, and nothing is pushed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from conftest import real_data_path, write_span_archives
+
+pytestmark = pytest.mark.slow
+
+#: About 1,400 labelled reviews per span: enough for the smoke model and the gates.
+MOVIES_PER_SPAN = 200
+
+
+def run(home: Path, data: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "imdb_sentiment.pipeline.cli", "run", "--profile", "smoke",
+               "--data", data, "--home", str(home), "--set", "ingestion.sample_percent=100"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
+
+
+def cut_to_ten_words(archive: Path) -> None:
+    """The span's reviews, each cut to its first ten words (a broken scraper)."""
+    import io
+
+    with tarfile.open(archive, "r:gz") as reader:
+        members = [(m, reader.extractfile(m).read() if m.isfile() else None) for m in reader]
+    with tarfile.open(archive, "w:gz") as writer:
+        for member, data in members:
+            if data is not None and member.name.endswith(".txt") and "/urls_" not in member.name:
+                data = " ".join(data.decode().split()[:10]).encode()
+                member.size = len(data)
+            writer.addfile(member, io.BytesIO(data) if data is not None else None)
+
+
+@pytest.fixture(scope="module")
+def spans_dir(tmp_path_factory):
+    staging = tmp_path_factory.mktemp("staging")
+    write_span_archives(real_data_path(), staging, spans=3, movies_per_span=MOVIES_PER_SPAN)
+    cut_to_ten_words(staging / "imdb-3.tar.gz")
+    return staging, tmp_path_factory.mktemp("arriving")
+
+
+def test_spans_arrive_one_after_another(spans_dir, tmp_path):
+    staging, arriving = spans_dir
+    pattern = str(arriving / "imdb-{SPAN}.tar.gz")
+    home = tmp_path / "home"
+
+    (arriving / "imdb-1.tar.gz").write_bytes((staging / "imdb-1.tar.gz").read_bytes())
+    first = run(home, pattern)
+    assert first.returncode == 0, first.stdout + first.stderr
+    record = json.loads((home / "last_run.json").read_text())
+    assert [s["number"] for s in record["ingestion"]["spans"]] == [1]
+    assert record["pushed_model"]
+
+    (arriving / "imdb-2.tar.gz").write_bytes((staging / "imdb-2.tar.gz").read_bytes())
+    second = run(home, pattern)
+    assert second.returncode == 0, second.stdout + second.stderr
+    record = json.loads((home / "last_run.json").read_text())
+    assert [s["number"] for s in record["ingestion"]["spans"]] == [2]
+    statuses = {c["component"]: c["status"] for c in record["components"]}
+    assert statuses["SchemaGen"] == "cached"  # does not depend on the data
+    for component in ("SpanResolver", "ImdbExampleGen", "StatisticsGen", "Transform", "Trainer",
+                      "BaselineTrainer", "Evaluator"):
+        assert statuses[component] == "complete", statuses
+    assert "data: span 2 (imdb-2.tar.gz)" in second.stdout
+    assert "span 2" in (home / "report" / "index.html").read_text()
+    pushed = sorted(p.name for p in (home / "serving" / "imdb_sentiment").iterdir()
+                    if p.name.isdigit())
+
+    third = run(home, pattern)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "no new data since span 2" in third.stdout
+    assert json.loads((home / "last_run.json").read_text()) == record  # nothing ran
+
+    (arriving / "imdb-3.tar.gz").write_bytes((staging / "imdb-3.tar.gz").read_bytes())
+    drifted = run(home, pattern)
+    assert drifted.returncode == 2, drifted.stdout + drifted.stderr
+    record = json.loads((home / "last_run.json").read_text())
+    statuses = {c["component"]: c["status"] for c in record["components"]}
+    assert statuses["DataGate"] == "failed" and statuses["Transform"] == "not run", statuses
+    assert "length" in drifted.stdout + drifted.stderr
+    assert sorted(p.name for p in (home / "serving" / "imdb_sentiment").iterdir()
+                  if p.name.isdigit()) == pushed
