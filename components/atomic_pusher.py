@@ -12,10 +12,13 @@ variables.
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import threading
 import time
 import uuid
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from tensorflow.python.framework import errors as tf_errors
 from tfx import types
@@ -44,29 +47,97 @@ def next_version(base_directory: str) -> int:
     return max(int(time.time()), versions[-1] + 1 if versions else 0)
 
 
-def _staging_owner_alive(name: str) -> bool:
-    """Whether the process that made `.staging-<version>-<pid>` still runs (this machine)."""
-    pid = name.rsplit("-", 1)[-1]
-    if not pid.isdigit():
-        return False  # an older name without a pid: left by a finished process
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+#: A lease not renewed for this long belongs to a push that died, wherever it ran.
+STALE_AFTER_SECONDS = 600
+#: How often a push renews its lease (well inside STALE_AFTER_SECONDS).
+HEARTBEAT_SECONDS = 30
+LEASE_SUFFIX = ".lease"
+
+
+def lease_record(now: Optional[float] = None) -> Dict[str, Any]:
+    """Who is pushing: the host (a pod's name on Kubernetes), the pid, and when
+    it last said so. A pid means something only on its own host: pods and
+    machines have separate process-id spaces."""
+    return {"host": socket.gethostname(), "pid": os.getpid(),
+            "heartbeat": time.time() if now is None else now}
+
+
+def _write_lease(path: str) -> None:
+    io_utils.write_string_file(path, json.dumps(lease_record()))
+
+
+def _lease_is_stale(lease: Optional[Dict[str, Any]], now: float, stale_after: float) -> bool:
+    if lease is None:
+        return True  # the lease is written before the staging folder: none means no live push
+    if now - float(lease.get("heartbeat", 0)) > stale_after:
         return True
-    return True
+    if lease.get("host") == socket.gethostname():  # the pid is ours to check
+        try:
+            os.kill(int(lease.get("pid", -1)), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, ValueError, OverflowError):
+            return False
+    return False
 
 
-def remove_abandoned_staging(base_directory: str) -> List[str]:
-    """Removes staging directories whose pushing process is gone; returns them."""
+def _read_lease(path: str) -> Optional[Dict[str, Any]]:
+    try:
+        return json.loads(io_utils.read_string_file(path))
+    except Exception:  # noqa: BLE001 - missing, half-written or unreadable: no valid lease
+        return None
+
+
+def remove_abandoned_staging(base_directory: str, now: Optional[float] = None,
+                             stale_after: float = STALE_AFTER_SECONDS) -> List[str]:
+    """Removes staging folders whose push is over (no lease, a lease not renewed
+    for `stale_after` seconds, or a dead process on this host); returns them."""
+    now = time.time() if now is None else now
+    names = [name.rstrip("/") for name in fileio.listdir(base_directory)]
     removed = []
-    for name in fileio.listdir(base_directory):
-        name = name.rstrip("/")
-        if name.startswith(STAGING_PREFIX) and not _staging_owner_alive(name):
+    for name in names:
+        if not name.startswith(STAGING_PREFIX) or name.endswith(LEASE_SUFFIX):
+            continue
+        lease_path = os.path.join(base_directory, name + LEASE_SUFFIX)
+        if _lease_is_stale(_read_lease(lease_path), now, stale_after):
             fileio.rmtree(os.path.join(base_directory, name))
+            if fileio.exists(lease_path):
+                fileio.remove(lease_path)
             removed.append(name)
+    for name in names:  # a lease whose folder is gone (a push that died before copying)
+        folder = name[:-len(LEASE_SUFFIX)]
+        if (name.startswith(STAGING_PREFIX) and name.endswith(LEASE_SUFFIX) and folder not in names
+                and _lease_is_stale(_read_lease(os.path.join(base_directory, name)), now,
+                                    stale_after)):
+            fileio.remove(os.path.join(base_directory, name))
     return removed
+
+
+class _Heartbeat:
+    """Renews a lease every HEARTBEAT_SECONDS while a push runs."""
+
+    def __init__(self, lease_path: str, every: float = HEARTBEAT_SECONDS):
+        self._path, self._every = lease_path, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                _write_lease(self._path)
+            except Exception:  # noqa: BLE001 - a missed beat is retried; age decides
+                pass
+
+    def __enter__(self) -> "_Heartbeat":
+        _write_lease(self._path)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        if fileio.exists(self._path):
+            fileio.remove(self._path)
 
 
 def publish_model(model_path: str, base_directory: str, attempts: int = 10,
@@ -82,9 +153,15 @@ def publish_model(model_path: str, base_directory: str, attempts: int = 10,
     """
     fileio.makedirs(base_directory)
     remove_abandoned_staging(base_directory)
-    # Unique per push (several threads of one process may push); the pid comes
-    # last so that a later push can tell whether its owner is still alive.
-    staging = os.path.join(base_directory, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}-{os.getpid()}")
+    # Unique per push (several threads or pods may push at once); its lease says
+    # whose it is, so another push can tell a live one from an abandoned one.
+    staging = os.path.join(base_directory, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
+    with _Heartbeat(staging + LEASE_SUFFIX):
+        return _stage_and_rename(model_path, base_directory, staging, attempts, extra_files)
+
+
+def _stage_and_rename(model_path: str, base_directory: str, staging: str, attempts: int,
+                      extra_files: Sequence[str]) -> str:
     try:
         io_utils.copy_dir(model_path, staging, deny_regex_patterns=[r"saved_model\.pb"])
         for path in extra_files:

@@ -143,7 +143,8 @@ class Executor(base_executor.BaseExecutor):
                                                        model_card.TRAINING_FILE)),
             evaluation=evaluation_metrics(evaluations[0].uri) if evaluations else {},
             config=json.loads(exec_properties.get("pipeline_config") or "{}"),
-            run={"pipeline_run_id": self._context.pipeline_run_id if self._context else None,
+            run={"pipeline_run_id": (exec_properties.get("run_id")
+                                     or (self._context.pipeline_run_id if self._context else None)),
                  # TFX's id of this execution in MLMD (BaseExecutor.Context's unique_id).
                  "gate_execution_id": getattr(self._context, "_unique_id", None),
                  "mlmd_artifact_ids": {name: artifacts[0].id for name, artifacts in input_dict.items()
@@ -164,6 +165,9 @@ class ServedModelGateSpec(types.ComponentSpec):
         # The resolved PipelineConfig as JSON, recorded in the model card.
         "pipeline_config": ExecutionParameter(type=str),
         "model_name": ExecutionParameter(type=str),
+        # The orchestrator's run id for the lineage; on Kubeflow the placeholder
+        # "{{$.pipeline_job_uuid}}", which KFP's driver resolves (driver/resolve.go).
+        "run_id": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -183,12 +187,13 @@ class ServedModelGate(base_component.BaseComponent):
     def __init__(self, model: types.BaseChannel, evaluator_blessing: types.BaseChannel,
                  examples: types.BaseChannel, evaluation: types.BaseChannel, serving_dir: str,
                  split: str = "eval", max_accuracy_drop: float = 0.01, served_version: str = "",
-                 pipeline_config: str = "{}", model_name: str = "imdb_sentiment"):
+                 pipeline_config: str = "{}", model_name: str = "imdb_sentiment",
+                 run_id: str = ""):
         if not 0 <= max_accuracy_drop <= 1:
             raise ValueError(f"max_accuracy_drop must be in [0, 1], got {max_accuracy_drop}")
         super().__init__(spec=ServedModelGateSpec(
             model=model, evaluator_blessing=evaluator_blessing, examples=examples,
             evaluation=evaluation, serving_dir=serving_dir, split=split,
             max_accuracy_drop=max_accuracy_drop, served_version=served_version,
-            pipeline_config=pipeline_config, model_name=model_name,
+            pipeline_config=pipeline_config, model_name=model_name, run_id=run_id or None,
             blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

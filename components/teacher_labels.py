@@ -21,9 +21,11 @@ data, Transform graph and code reuses it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import logging
+import multiprocessing
 import os
 import time
 from typing import Any, Dict, List
@@ -77,13 +79,24 @@ def token_id_rows(transform_graph_uri: str, texts: List[str]):
     return np.concatenate(rows) if rows else np.zeros([0, 0], np.int64)
 
 
+def teacher_probabilities(train_texts: List[str], train_labels: List[int], eval_texts: List[str],
+                          unsup_texts: List[str], config: TeacherConfig):
+    """(P(positive) on eval, on the unlabelled reviews, n-gram count) of the
+    teacher fitted on `train`; a top-level function so a process can run it."""
+    import numpy as np
+
+    from imdb_sentiment.trainer.preprocessing import word_lists
+
+    teacher = NbLrTeacher(config).fit(word_lists(train_texts), np.array(train_labels))
+    return (teacher.probabilities(word_lists(eval_texts)),
+            teacher.probabilities(word_lists(unsup_texts)), teacher.ngram_count)
+
+
 def label_unlabelled(examples: types.Artifact, transform_graph_uri: str, output_uri: str,
                      config: TeacherConfig, max_reviews: int = 0) -> Dict[str, Any]:
     """Fits the teacher, writes Split-unsup of soft-labelled token ids; returns the report."""
     import numpy as np
     import tensorflow as tf
-
-    from imdb_sentiment.trainer.preprocessing import word_lists
 
     start = time.perf_counter()
     split_dir = os.path.join(output_uri, f"Split-{imdb_data.UNSUP_SPLIT}")
@@ -95,14 +108,20 @@ def label_unlabelled(examples: types.Artifact, transform_graph_uri: str, output_
                              "the BiLSTM learns from the labels only")
         return report
     texts, labels = _texts_and_labels(examples.uri, "train")
-    teacher = NbLrTeacher(config).fit(word_lists(texts), np.array(labels))
     eval_texts, eval_labels = _texts_and_labels(examples.uri, "eval")
-    eval_right = (teacher.probabilities(word_lists(eval_texts)) >= 0.5) == (np.array(eval_labels) == 1)
     unsup_texts, _ = _texts_and_labels(examples.uri, imdb_data.UNSUP_SPLIT)
     if max_reviews:
         unsup_texts = unsup_texts[:max_reviews]  # the split is in hash order: a stable sample
-    probabilities = teacher.probabilities(word_lists(unsup_texts))
-    token_ids = token_id_rows(transform_graph_uri, unsup_texts)
+    # The teacher (pure Python and liblinear: one core) runs in a second
+    # process while this one maps the same reviews to token ids through the
+    # Transform graph: the two halves of the work overlap on two cores.
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        teacher_job = pool.submit(teacher_probabilities, texts, labels, eval_texts, unsup_texts,
+                                  config)
+        token_ids = token_id_rows(transform_graph_uri, unsup_texts)
+        eval_probabilities, probabilities, ngrams = teacher_job.result()
+    eval_right = (eval_probabilities >= 0.5) == (np.array(eval_labels) == 1)
     options = tf.io.TFRecordOptions(compression_type="GZIP")
     writers = [tf.io.TFRecordWriter(os.path.join(
         split_dir, f"data_tfrecord-{i:05d}-of-{SHARDS:05d}.gz"), options) for i in range(SHARDS)]
@@ -115,7 +134,7 @@ def label_unlabelled(examples: types.Artifact, transform_graph_uri: str, output_
     for writer in writers:
         writer.close()
     report.update(
-        unlabelled_reviews=len(unsup_texts), train_reviews=len(texts), ngrams=teacher.ngram_count,
+        unlabelled_reviews=len(unsup_texts), train_reviews=len(texts), ngrams=ngrams,
         eval_accuracy=round(float(np.mean(eval_right)), 4), eval_reviews=len(eval_texts),
         mean_probability=round(float(np.mean(probabilities)), 4) if len(probabilities) else None,
         seconds=round(time.perf_counter() - start, 1))

@@ -156,6 +156,14 @@ def repair_argv(argv: List[str]) -> Tuple[List[str], Dict[str, Any], List[str], 
     return argv, executor_input, fixes, remote_of
 
 
+def remote_paths_in(text: str, root: Optional[str] = None) -> str:
+    """`text` with every launcher-local path (`<root>/gcs/...`) written as its URI."""
+    root = root if root is not None else os.environ.get(LOCAL_ROOT_ENV, "/")
+    for scheme, prefix in LOCAL_PREFIXES.items():
+        text = text.replace(os.path.join(root, prefix), scheme)
+    return text
+
+
 def restore_remote_uris(output_file: str, remote_of: Dict[str, str]) -> int:
     """Puts the remote URIs back into the output metadata TFX wrote; returns how many."""
     if not remote_of or not output_file or not os.path.exists(output_file):
@@ -168,6 +176,12 @@ def restore_remote_uris(output_file: str, remote_of: Dict[str, str]) -> int:
             if artifact.get("uri") in remote_of:
                 artifact["uri"] = remote_of[artifact["uri"]]
                 restored += 1
+            # Custom properties that name files (the Evaluator's `current_model`, the
+            # gate's, JSON reports) get the remote URIs too, never the pod's paths.
+            metadata = artifact.get("metadata") or {}
+            for key, value in metadata.items():
+                if isinstance(value, str):
+                    metadata[key] = remote_paths_in(value)
     with open(output_file, "w") as handle:
         json.dump(executor_output, handle)
     return restored

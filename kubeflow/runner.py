@@ -85,6 +85,11 @@ def kubeflow_config(profile: str, target: KubeflowTarget):
     ), target.config_overrides)
 
 
+#: Resolved by KFP's driver to the run's id (backend/src/v2/driver/resolve.go,
+#: release 2.17.0); also a Vertex AI pipeline placeholder.
+KFP_RUN_ID = "{{$.pipeline_job_uuid}}"
+
+
 def build_pipeline(profile: str, target: KubeflowTarget, for_vertex: bool = False):
     """The shared DAG, with the Trainer's resource request attached.
 
@@ -95,7 +100,7 @@ def build_pipeline(profile: str, target: KubeflowTarget, for_vertex: bool = Fals
 
     from imdb_sentiment.pipeline.pipeline import create_pipeline
 
-    pipeline = create_pipeline(kubeflow_config(profile, target))
+    pipeline = create_pipeline(kubeflow_config(profile, target), run_id=KFP_RUN_ID)
     resources = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec(
         cpu_limit=target.trainer_cpu, memory_limit=target.trainer_memory_gb)
     if target.gpu_count > 0:
@@ -435,18 +440,35 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Trainer toleration (repeatable), e.g. nvidia.com/gpu:NoSchedule")
 
 
+#: What TensorFlow in the image reads and writes itself (the data, the serving
+#: directory): GCS, through tensorflow-io-gcs-filesystem (constraints.txt).
+#: tensorflow-io, which would add s3:// and others, is not in the image.
+TENSORFLOW_SCHEMES = ("gs://",)
+#: What the launcher moves for the steps' artifacts (pipeline root):
+#: backend/src/v2/component/launcher_v2.go `LocalPathForURI`, KFP 2.17.0.
+ARTIFACT_SCHEMES = ("gs://", "s3://", "minio://")
+SCHEME_REASON = {
+    "--pipeline-root": "the launcher copies artifacts from and to these stores",
+    "--serving-dir": "TensorFlow in the image writes the pushed model there itself, and it "
+                     "reads only GCS",
+    "--data": "the first steps read it with TensorFlow, which reads only GCS in the image, "
+              "or download it",
+}
+
+
 def target_from_args(args: argparse.Namespace) -> KubeflowTarget:
     missing = [flag for flag, value in (("--image", args.image), ("--pipeline-root", args.pipeline_root),
                                         ("--serving-dir", args.serving_dir)) if not value]
     if missing:
         raise ValueError(f"missing {', '.join(missing)} (flags or IMDB_IMAGE, IMDB_PIPELINE_ROOT, "
                          "IMDB_SERVING_DIR)")
-    for flag, value in (("--pipeline-root", args.pipeline_root), ("--serving-dir", args.serving_dir)):
-        if "://" not in value:
-            raise ValueError(f"{flag} must be a URI the cluster can reach (gs://, s3://, ...), "
-                             f"not a local path: {value}")
-    if args.data and "://" not in args.data:
-        raise ValueError(f"--data must be a URI the cluster can reach, not a local path: {args.data}")
+    for flag, value, schemes in (
+            ("--pipeline-root", args.pipeline_root, ARTIFACT_SCHEMES),
+            ("--serving-dir", args.serving_dir, TENSORFLOW_SCHEMES),
+            ("--data", args.data, (*TENSORFLOW_SCHEMES, "https://", "http://"))):
+        if value and not value.startswith(schemes):
+            raise ValueError(f"{flag} must start with {' or '.join(schemes)}: {value} "
+                             f"({SCHEME_REASON[flag]})")
     return KubeflowTarget(
         image=args.image, pipeline_root=args.pipeline_root, data=args.data,
         serving_dir=args.serving_dir, beam_pipeline_args=tuple(args.beam_arg),

@@ -212,8 +212,8 @@ def command_run(args: argparse.Namespace) -> int:
         with home_lock(home):
             try:
                 selection = select_spans(config.data, config.ingestion.span_window)
-            except SpanError as error:
-                _error(str(error))
+            except SpanError as error:  # before any work: no run record is written
+                _error(f"bad input data: {error}")
                 return EXIT_BAD_INPUT
             newest = None if args.no_cache else unchanged_since_last_run(
                 layout.last_run, selection, prepared_config(config, home, selection))

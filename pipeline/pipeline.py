@@ -137,6 +137,7 @@ def create_pipeline(
     *,
     data_fingerprint: str = "",
     served_version: str = "",
+    run_id: str = "",
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Sequence[str] = (),
 ) -> tfx.dsl.Pipeline:
@@ -226,7 +227,7 @@ def create_pipeline(
         examples=examples, evaluation=evaluator.outputs["evaluation"],
         serving_dir=config.model_serving_dir, split=GATED_SPLIT,
         max_accuracy_drop=config.evaluation.max_accuracy_drop, served_version=served_version,
-        pipeline_config=config.to_record_json(), model_name=config.model_name))
+        pipeline_config=config.to_record_json(), model_name=config.model_name, run_id=run_id))
 
     pusher = _never_cached_on_kubeflow(tfx.components.Pusher(
         model=trainer.outputs["model"], model_blessing=served_model_gate.outputs["blessing"],

@@ -99,6 +99,11 @@ def output_uri(pipeline_root: str, task: str, salt: str, name: str) -> str:
     return f"{pipeline_root.rstrip('/')}/{task}/{salt}/{name}"
 
 
+#: What the driver puts for a constant that is exactly one of these (resolve.go).
+RUN_PLACEHOLDERS = {"{{$.pipeline_job_uuid}}": "run-uuid-0001",
+                    "{{$.pipeline_job_name}}": "imdb-sentiment-run"}
+
+
 def executor_input(spec: Dict[str, Any], task_name: str, pipeline_root: str,
                    published: Dict[str, Dict[str, Dict[str, Any]]], output_file: str,
                    parameters_out: Optional[Dict[str, Dict[str, Any]]] = None) -> Dict[str, Any]:
@@ -126,7 +131,10 @@ def executor_input(spec: Dict[str, Any], task_name: str, pipeline_root: str,
             parameters[name] = (parameters_out or {})[upstream["producerTask"]][
                 upstream["outputParameterKey"]]
         else:
-            parameters[name] = value["runtimeValue"]["constant"]
+            constant = value["runtimeValue"]["constant"]
+            # Placeholders the driver substitutes (resolve.go `resolveInputParameter`).
+            parameters[name] = RUN_PLACEHOLDERS.get(constant, constant) if isinstance(
+                constant, str) else constant
     inputs = {}
     for name, source in (task.get("inputs", {}).get("artifacts") or {}).items():
         upstream = source["taskOutputArtifact"]

@@ -119,7 +119,7 @@ def test_distillation_wires_the_teacher_between_transform_and_the_trainer(tmp_pa
     plain = pipeline_lib.create_pipeline(base)
     assert "TeacherLabels" not in pipeline_lib.component_ids(plain)
     distilling = pipeline_lib.create_pipeline(base.replace(
-        trainer=dataclasses.replace(base.trainer, distill_epochs=1)))
+        trainer=dataclasses.replace(base.trainer, distill_epochs=1, epochs=2)))
     ids = pipeline_lib.component_ids(distilling)
     assert ids.index("Transform") < ids.index("TeacherLabels") < ids.index("Trainer")
     components = {c.id: c for c in distilling.components}
@@ -130,3 +130,16 @@ def test_distillation_wires_the_teacher_between_transform_and_the_trainer(tmp_pa
     # No statistic, check or evaluation reads the unlabelled split.
     assert json.loads(components["StatisticsGen"].exec_properties["exclude_splits"]) == ["unsup"]
     assert "unsup" not in components["Evaluator"].exec_properties["example_splits"]
+
+
+def test_distillation_epochs_replace_labelled_ones_and_leave_at_least_one():
+    from imdb_sentiment.trainer import train
+    from imdb_sentiment.trainer.hparams import TrainerConfig
+
+    config = TrainerConfig(epochs=3, distill_epochs=1, batch_size=10)
+    assert config.labelled_epochs(distilling=True) == 2
+    assert config.labelled_epochs(distilling=False) == 3  # no unlabelled data: all labelled
+    assert train.training_steps(config, 100, 50) == 10 * 2 + 5
+    assert train.training_steps(config, 100, 0) == 10 * 3
+    with pytest.raises(ValueError, match="at least one labelled epoch"):
+        TrainerConfig(epochs=1, distill_epochs=1)

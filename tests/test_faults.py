@@ -32,6 +32,10 @@ def test_bad_archive_is_one_clear_line_exit_2_and_nothing_pushed(tmp_path, case)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "bad input data" in result.stderr and "bad.tar.gz" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+    if case == "missing":  # found before the pipeline starts: nothing ran, nothing is recorded
+        assert "no such file or directory" in result.stderr
+        assert not (home / "last_run.json").exists()
+        return
     record = json.loads((home / "last_run.json").read_text())
     assert record["succeeded"] is False and record["pushed_model"] is None
     assert not (home / "serving").exists() or not any((home / "serving").rglob("saved_model.pb"))

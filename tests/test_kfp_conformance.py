@@ -140,7 +140,7 @@ def test_every_step_runs_through_the_entrypoint_on_what_the_driver_sends(tmp_pat
     bucket file by file, as launcher_v2.go does. Distilling adds TeacherLabels
     and the Trainer's extra input, on an archive with unlabelled reviews."""
     spec = compile_spec(tmp_path, "smoke", ".yaml",
-                        *(["trainer.distill_epochs=1"] if distilling else []))
+                        *(["trainer.distill_epochs=1", "trainer.epochs=2"] if distilling else []))
     members = make_members(count=60, reviews_per_movie=1)
     if distilling:
         for i in range(60):
@@ -178,10 +178,13 @@ def test_every_step_runs_through_the_entrypoint_on_what_the_driver_sends(tmp_pat
     selection = json.loads(parameters["SpanResolver"]["selection"])
     assert selection["spans"] == [{"number": 0, "uri": str(archive), "version": None}]
 
-    # ML Metadata keeps remote URIs, never the pod's local paths.
+    # ML Metadata keeps remote URIs, never the pod's local paths, in URIs and in properties.
     for outputs in published.values():
         for artifact in outputs.values():
             assert artifact["reported_uri"] in (None, artifact["uri"]), artifact
+            assert str(pod) not in json.dumps(artifact["metadata"]), artifact
+    assert published["ServedModelGate"]["blessing"]["metadata"]["current_model"].startswith(
+        "gs://bucket/tfx/Trainer/")
     # No zero-byte "directory" objects: the next step's download never breaks.
     assert not [k for k in bucket.keys("") if k.endswith("/")]
     model_files = bucket.keys(kfp_backend.blob_key(published["Trainer"]["model"]["uri"]))
@@ -190,6 +193,9 @@ def test_every_step_runs_through_the_entrypoint_on_what_the_driver_sends(tmp_pat
     assert published["ServedModelGate"]["blessing"]["metadata"].get("blessed") == 1
     versions = [p for p in (serving / "imdb_sentiment").iterdir() if p.name.isdigit()]
     assert len(versions) == 1 and (versions[0] / "saved_model.pb").exists()
+    # The lineage inside the pushed model names the KFP run the driver resolved.
+    lineage = json.loads((versions[0] / "assets.extra" / "lineage.json").read_text())
+    assert lineage["run"]["pipeline_run_id"] == kfp_backend.RUN_PLACEHOLDERS[runner.KFP_RUN_ID]
     assert published["Pusher"]["pushed_model"]["metadata"].get("pushed") == 1
     if distilling:  # the teacher labelled the unsup split, and the Trainer read it
         report = json.loads(published["TeacherLabels"]["soft_labels"]["metadata"]["teacher_report"])

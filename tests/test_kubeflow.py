@@ -62,6 +62,8 @@ def test_kfp_sdk_loads_the_spec_with_every_component_and_edge(compiled):
     for component in built:
         assert any(t == component or t.startswith(component + "-") for t in tasks), component
     edges = {name: set(task.dependent_tasks) for name, task in tasks.items()}
+    assert edges["SpanResolver"] == set()
+    assert edges["ImdbExampleGen"] == {"SpanResolver"}  # by parameter value, not artifact
     assert edges["StatisticsGen"] == {"ImdbExampleGen"}
     assert edges["DataGate"] == {"ImdbExampleGen", "ExampleValidator", "StatisticsGen"}
     assert edges["Transform"] == {"ImdbExampleGen", "SchemaGen", "DataGate"}  # gated
@@ -77,7 +79,7 @@ def test_image_gpu_and_env_are_where_they_belong(compiled):
     documents = list(yaml.safe_load_all(yaml_path.read_text()))
     executors = documents[0]["deploymentSpec"]["executors"]
     containers = {label: e["container"] for label, e in executors.items() if "container" in e}
-    assert len(containers) == 11  # every component; no resolver (open-source KFP runs none)
+    assert len(containers) == 12  # every component; no resolver (open-source KFP runs none)
     for label, container in containers.items():
         assert container["image"] == "registry.example.com/imdb-sentiment:1.0"
         assert container["command"] == runner.ENTRYPOINT
@@ -120,6 +122,32 @@ def test_compile_refuses_local_locations(tmp_path):
             "--pipeline-root", str(tmp_path), "--serving-dir", "gs://b/s"]
     assert runner.main(args) == 2
     assert not (tmp_path / "p.yaml").exists()
+
+
+@pytest.mark.parametrize("flag,value,accepted", [
+    ("--data", "s3://bucket/imdb.tar.gz", False),          # no s3 file system in the image
+    ("--data", "gs://bucket/imdb-{SPAN}.tar.gz", True),
+    ("--data", "https://example.com/aclImdb_v1.tar.gz", True),
+    ("--serving-dir", "s3://bucket/serving", False),
+    ("--serving-dir", "minio://bucket/serving", False),
+    ("--pipeline-root", "s3://bucket/tfx", True),           # the launcher moves artifacts
+    ("--pipeline-root", "minio://bucket/tfx", True),
+    ("--pipeline-root", "azure://bucket/tfx", False),
+])
+def test_only_schemes_the_image_or_the_launcher_can_use_are_accepted(tmp_path, capsys, flag, value,
+                                                                    accepted):
+    """The image reads GCS alone through TensorFlow (tensorflow-io-gcs-filesystem in
+    constraints.txt; no tensorflow-io), while the launcher moves artifacts from gs://,
+    s3:// and minio:// (launcher_v2.go `LocalPathForURI`, KFP 2.17.0)."""
+    constraints = (REPO_ROOT / "constraints.txt").read_text()
+    assert "tensorflow-io-gcs-filesystem==" in constraints
+    assert not re.search(r"^tensorflow-io==", constraints, re.MULTILINE)
+    args = dict(zip(TARGET_ARGS[::2], TARGET_ARGS[1::2]), **{flag: value})
+    code = runner.main(["compile", "--output", str(tmp_path / "p.yaml"),
+                        *[item for pair in args.items() for item in pair]])
+    assert (code == 0) is accepted, capsys.readouterr()
+    if not accepted:
+        assert "must start with" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("given,expected", [

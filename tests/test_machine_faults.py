@@ -7,9 +7,11 @@ from __future__ import annotations
 import errno
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -161,8 +163,22 @@ def test_a_failed_push_leaves_no_staging_and_a_dead_pushers_staging_is_removed(t
     assert list(base.iterdir()) == []
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (base / f".staging-1-{dead.pid}").mkdir()
-    (base / f".staging-2-{os.getpid()}").mkdir()  # a live pusher's: kept
+    now = time.time()
+    here, elsewhere = socket.gethostname(), "another-pod-7f9c"
+
+    def staging(name: str, lease=None) -> None:
+        (base / f".staging-{name}").mkdir()
+        if lease is not None:
+            (base / f".staging-{name}.lease").write_text(json.dumps(lease))
+
+    staging("dead-here", {"host": here, "pid": dead.pid, "heartbeat": now})
+    staging("live-here", {"host": here, "pid": os.getpid(), "heartbeat": now})
+    # Another pod's pid means nothing here: its heartbeat decides.
+    staging("live-elsewhere", {"host": elsewhere, "pid": dead.pid, "heartbeat": now - 60})
+    staging("stale-elsewhere", {"host": elsewhere, "pid": os.getpid(),
+                                "heartbeat": now - atomic_pusher.STALE_AFTER_SECONDS - 1})
+    staging("no-lease")
     version = atomic_pusher.publish_model(str(_saved_model_dir(tmp_path / "ok")), str(base))
     assert sorted(p.name for p in base.iterdir()) == sorted(
-        [Path(version).name, f".staging-2-{os.getpid()}"])
+        [Path(version).name, ".staging-live-here", ".staging-live-here.lease",
+         ".staging-live-elsewhere", ".staging-live-elsewhere.lease"])

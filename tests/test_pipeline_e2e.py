@@ -55,7 +55,7 @@ def run_cli(home: Path, *extra: str) -> subprocess.CompletedProcess:
     """A smoke run that distils through the unlabelled reviews, when the archive has them."""
     command = [sys.executable, "-m", "imdb_sentiment.pipeline.cli", "run", "--profile", "smoke",
                "--data", str(_data["archive"]), "--home", str(home),
-               "--set", "trainer.distill_epochs=1", *extra]
+               "--set", "trainer.distill_epochs=1", "--set", "trainer.epochs=2", *extra]
     return subprocess.run(command, capture_output=True, text=True, timeout=1800)
 
 
@@ -80,7 +80,7 @@ def test_every_component_completed_and_the_summary_says_so(first_run):
     home, result, record = first_run
     statuses = {c["component"]: c["status"] for c in record["components"]}
     assert set(statuses.values()) == {"complete"}, statuses
-    assert len(statuses) == 12 and "TeacherLabels" in statuses
+    assert len(statuses) == 13 and "TeacherLabels" in statuses
     assert all(c["seconds"] is not None for c in record["components"])
     for component in statuses:  # live progress named every component
         assert f"] {component} ..." in result.stdout
@@ -244,7 +244,7 @@ def test_pushed_model_leads_back_to_its_data_code_and_config_on_its_own(first_ru
     if head.returncode == 0:  # a checkout (CI clones one)
         assert lineage["code"]["commit"] == head.stdout.strip()
     smoke = json.loads(profile_config("smoke").to_json())
-    smoke["trainer"]["distill_epochs"] = 1  # run_cli's --set
+    smoke["trainer"].update(distill_epochs=1, epochs=2)  # run_cli's --set
     assert lineage["config"]["trainer"] == smoke["trainer"] and lineage["config"]["profile"] == "smoke"
     assert lineage["training"]["epochs"] and lineage["training"]["device"]["cpu"]
     assert lineage["evaluation"]["accuracy"]["eval"]["candidate"]["value"] == (

@@ -48,16 +48,17 @@ class TrainerConfig:
     #: on the train split's text before the classifier is fitted (0: none).
     pretrain_lm_epochs: int = 0
     pretrain_lm_learning_rate: float = 2e-3
-    #: Knowledge distillation: epochs over the unlabelled reviews, labelled
-    #: by the n-gram teacher's probabilities, before the labelled epochs
-    #: (0: none; also none when the data has no unlabelled reviews).
+    #: Knowledge distillation: how many of the `epochs` go over the unlabelled
+    #: reviews, labelled by the n-gram teacher's probabilities, before the
+    #: labelled ones. They replace labelled epochs: data without unlabelled
+    #: reviews trains `epochs` labelled epochs (0: never distil).
     distill_epochs: int = 0
     #: At most this many unlabelled reviews per distillation epoch (0: all).
     distill_max_reviews: int = 0
     # --- Optimisation ---
     batch_size: int = 64
-    #: A full cosine schedule over 3 epochs fits the 15-minute budget of a
-    #: full run on 2 cores (docs/benchmarks.md).
+    #: Epochs in all (distillation's included): a full cosine schedule over 3
+    #: epochs fits the 15-minute budget of a full run on 2 cores (docs/benchmarks.md).
     epochs: int = 3
     learning_rate: float = 2e-3
     weight_decay: float = 0.05
@@ -122,10 +123,17 @@ class TrainerConfig:
         _check(self.distill_epochs >= 0 and self.distill_max_reviews >= 0,
                "distill_epochs and distill_max_reviews must be >= 0, got "
                f"{self.distill_epochs} and {self.distill_max_reviews}")
+        _check(not self.distill_epochs or self.distill_epochs < self.epochs,
+               f"distill_epochs ({self.distill_epochs}) must leave at least one labelled epoch "
+               f"of the {self.epochs} epochs")
         _check(self.pretrain_lm_epochs >= 0,
                f"pretrain_lm_epochs must be >= 0, got {self.pretrain_lm_epochs}")
         _check(self.adversarial_epsilon >= 0,
                f"adversarial_epsilon must be >= 0, got {self.adversarial_epsilon}")
+
+    def labelled_epochs(self, distilling: bool) -> int:
+        """Epochs on the labels: those distillation leaves, or all of them."""
+        return self.epochs - self.distill_epochs if distilling else self.epochs
 
     def to_custom_config(self, code_fingerprint: str = "") -> Dict[str, Any]:
         """The JSON-able dict handed to the Trainer.

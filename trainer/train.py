@@ -201,8 +201,9 @@ def training_steps(hparams: TrainerConfig, train_examples: int, distill_examples
     """Optimiser steps of the whole fit: the distillation epochs, then the labelled ones."""
     def batches(examples: int) -> int:
         return -(-examples // hparams.batch_size)
-    return (batches(train_examples) * hparams.epochs
-            + (batches(distill_examples) * hparams.distill_epochs if distill_examples else 0))
+    distilling = bool(distill_examples and hparams.distill_epochs)
+    return (batches(train_examples) * hparams.labelled_epochs(distilling)
+            + (batches(distill_examples) * hparams.distill_epochs if distilling else 0))
 
 
 def build_classifier(hparams: TrainerConfig, vocabulary_size: int, train_examples: int,
@@ -243,8 +244,8 @@ def fit_phases(model: keras.Model, hparams: TrainerConfig, train_dataset: tf.dat
 
     With a `distill_dataset` of (token ids, teacher probability) pairs, the
     model first fits the teacher's soft labels for `distill_epochs`, then the
-    labelled reviews for `epochs`; one optimiser and one learning-rate
-    schedule run through both. Early stopping belongs in `labelled_callbacks`:
+    labelled reviews for the rest of the `epochs`; one optimiser and one
+    learning-rate schedule run through both. Without one, every epoch is labelled. Early stopping belongs in `labelled_callbacks`:
     only a labelled epoch may be the one kept.
     """
     distill_epochs = hparams.distill_epochs if distill_dataset is not None else 0
@@ -253,7 +254,7 @@ def fit_phases(model: keras.Model, hparams: TrainerConfig, train_dataset: tf.dat
                   callbacks=[*epoch_callbacks(hparams), *distill_callbacks], verbose=0)
     # Epochs are numbered on from the distillation's, so a history reads in order.
     model.fit(train_dataset, validation_data=validation_data, initial_epoch=distill_epochs,
-              epochs=distill_epochs + hparams.epochs,
+              epochs=hparams.epochs,
               callbacks=[*epoch_callbacks(hparams), *labelled_callbacks], verbose=0)
 
 
