@@ -7,7 +7,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The training archive this workspace provides; override with DATA=... or --data in ARGS.
-DATA ?= $(wildcard ../shared/data/aclImdb_train.tar.gz)
+# The archive with train/unsup/ when it is there (the BiLSTM distils through its
+# unlabelled reviews), else the plain training archive.
+DATA ?= $(firstword $(wildcard ../shared/data/aclImdb_train_unsup.tar.gz) $(wildcard ../shared/data/aclImdb_train.tar.gz))
 HOME_DIR ?= pipeline_home
 ARGS ?=
 PYTEST_ARGS ?=

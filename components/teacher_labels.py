@@ -79,17 +79,20 @@ def token_id_rows(transform_graph_uri: str, texts: List[str]):
     return np.concatenate(rows) if rows else np.zeros([0, 0], np.int64)
 
 
-def teacher_probabilities(train_texts: List[str], train_labels: List[int], eval_texts: List[str],
-                          unsup_texts: List[str], config: TeacherConfig):
-    """(P(positive) on eval, on the unlabelled reviews, n-gram count) of the
-    teacher fitted on `train`; a top-level function so a process can run it."""
+def fit_teacher(train_texts: List[str], train_labels: List[int], config: TeacherConfig) -> NbLrTeacher:
+    """The teacher fitted on `train` (top-level, so a second process can run it)."""
     import numpy as np
 
     from imdb_sentiment.trainer.preprocessing import word_lists
 
-    teacher = NbLrTeacher(config).fit(word_lists(train_texts), np.array(train_labels))
-    return (teacher.probabilities(word_lists(eval_texts)),
-            teacher.probabilities(word_lists(unsup_texts)), teacher.ngram_count)
+    return NbLrTeacher(config).fit(word_lists(train_texts), np.array(train_labels))
+
+
+def probabilities_of(teacher: NbLrTeacher, texts: List[str]):
+    """The teacher's P(positive) for raw texts (top-level, for a second process)."""
+    from imdb_sentiment.trainer.preprocessing import word_lists
+
+    return teacher.probabilities(word_lists(texts))
 
 
 def label_unlabelled(examples: types.Artifact, transform_graph_uri: str, output_uri: str,
@@ -112,15 +115,19 @@ def label_unlabelled(examples: types.Artifact, transform_graph_uri: str, output_
     unsup_texts, _ = _texts_and_labels(examples.uri, imdb_data.UNSUP_SPLIT)
     if max_reviews:
         unsup_texts = unsup_texts[:max_reviews]  # the split is in hash order: a stable sample
-    # The teacher (pure Python and liblinear: one core) runs in a second
-    # process while this one maps the same reviews to token ids through the
-    # Transform graph: the two halves of the work overlap on two cores.
+    # The teacher is pure Python and liblinear, one core each: it is fitted in a
+    # second process while this one maps the reviews to token ids through the
+    # Transform graph, then both processes label half of the reviews.
     spawn = multiprocessing.get_context("spawn")
+    half = len(unsup_texts) // 2
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        teacher_job = pool.submit(teacher_probabilities, texts, labels, eval_texts, unsup_texts,
-                                  config)
+        fitting = pool.submit(fit_teacher, texts, labels, config)
         token_ids = token_id_rows(transform_graph_uri, unsup_texts)
-        eval_probabilities, probabilities, ngrams = teacher_job.result()
+        teacher = fitting.result()
+        first_half = pool.submit(probabilities_of, teacher, unsup_texts[:half])
+        second_half = probabilities_of(teacher, unsup_texts[half:])
+        probabilities = np.concatenate([first_half.result(), second_half]).astype(np.float32)
+    eval_probabilities, ngrams = probabilities_of(teacher, eval_texts), teacher.ngram_count
     eval_right = (eval_probabilities >= 0.5) == (np.array(eval_labels) == 1)
     options = tf.io.TFRecordOptions(compression_type="GZIP")
     writers = [tf.io.TFRecordWriter(os.path.join(

@@ -127,3 +127,28 @@ def test_the_noise_floor_is_the_divergence_chance_gives_at_that_size():
     draws = np.random.default_rng(0).multinomial(5, shares, size=400) / 5
     expected = sorted(text_profile.jensen_shannon(shares, draw) for draw in draws)[396]
     assert abs(text_profile.resampled_divergence(reference.lengths, 5) - expected) < 1e-9
+
+
+def test_the_teacher_labels_the_same_in_two_processes_as_in_one(tmp_path):
+    """TeacherLabels fits in a second process and labels half the reviews there:
+    the pickled teacher gives the very probabilities the one-process teacher does."""
+    import concurrent.futures
+    import multiprocessing
+
+    import numpy as np
+
+    from imdb_sentiment.components import teacher_labels
+    from imdb_sentiment.trainer.teacher import TeacherConfig
+    from conftest import NEGATIVE, POSITIVE
+
+    texts = [f"{text} review {i}" for i in range(40) for text in (POSITIVE[i % 3], NEGATIVE[i % 3])]
+    labels = [1, 0] * 40
+    config = TeacherConfig(min_document_frequency=1)
+    alone = teacher_labels.probabilities_of(teacher_labels.fit_teacher(texts, labels, config), texts)
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        teacher = pool.submit(teacher_labels.fit_teacher, texts, labels, config).result()
+        first = pool.submit(teacher_labels.probabilities_of, teacher, texts[:30]).result()
+    together = np.concatenate([first, teacher_labels.probabilities_of(teacher, texts[30:])])
+    np.testing.assert_array_equal(together, alone)
+    assert together[0] > 0.5 > together[1]
