@@ -215,8 +215,9 @@ def command_run(args: argparse.Namespace) -> int:
             except SpanError as error:  # before any work: no run record is written
                 _error(f"bad input data: {error}")
                 return EXIT_BAD_INPUT
-            newest = None if args.no_cache else unchanged_since_last_run(
-                layout.last_run, selection, prepared_config(config, home, selection))
+            newest = (unchanged_since_last_run(layout.last_run, selection,
+                                               prepared_config(config, home, selection))
+                      if selection.has_spans and not args.no_cache else None)
             if newest is not None:
                 print(f"imdb-pipeline: no new data since span {newest} "
                       f"({config.data}); nothing to do", flush=True)

@@ -239,8 +239,9 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[span_resolver, example_gen, schema_gen, statistics_gen, example_validator, data_gate, transform,
-                    *([teacher_labels] if teacher_labels else []), trainer, baseline_trainer,
+        components=[span_resolver, example_gen, schema_gen, statistics_gen, example_validator,
+                    data_gate, transform, *([teacher_labels] if teacher_labels else []),
+                    trainer, baseline_trainer,
                     evaluator, served_model_gate, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,

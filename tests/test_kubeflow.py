@@ -67,7 +67,8 @@ def test_kfp_sdk_loads_the_spec_with_every_component_and_edge(compiled):
     assert edges["StatisticsGen"] == {"ImdbExampleGen"}
     assert edges["DataGate"] == {"ImdbExampleGen", "ExampleValidator", "StatisticsGen"}
     assert edges["Transform"] == {"ImdbExampleGen", "SchemaGen", "DataGate"}  # gated
-    assert edges["Trainer"] == {"Transform", "SchemaGen"}
+    assert edges["TeacherLabels"] == {"ImdbExampleGen", "Transform"}  # distils by default
+    assert edges["Trainer"] == {"Transform", "SchemaGen", "TeacherLabels"}
     assert edges["BaselineTrainer"] == {"Transform", "SchemaGen"}
     assert edges["Evaluator"] == {"ImdbExampleGen", "Trainer", "BaselineTrainer"}
     assert edges["ServedModelGate"] == {"ImdbExampleGen", "Trainer", "Evaluator"}
@@ -79,7 +80,7 @@ def test_image_gpu_and_env_are_where_they_belong(compiled):
     documents = list(yaml.safe_load_all(yaml_path.read_text()))
     executors = documents[0]["deploymentSpec"]["executors"]
     containers = {label: e["container"] for label, e in executors.items() if "container" in e}
-    assert len(containers) == 12  # every component; no resolver (open-source KFP runs none)
+    assert len(containers) == 13  # every component; no resolver (open-source KFP runs none)
     for label, container in containers.items():
         assert container["image"] == "registry.example.com/imdb-sentiment:1.0"
         assert container["command"] == runner.ENTRYPOINT

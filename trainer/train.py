@@ -245,8 +245,9 @@ def fit_phases(model: keras.Model, hparams: TrainerConfig, train_dataset: tf.dat
     With a `distill_dataset` of (token ids, teacher probability) pairs, the
     model first fits the teacher's soft labels for `distill_epochs`, then the
     labelled reviews for the rest of the `epochs`; one optimiser and one
-    learning-rate schedule run through both. Without one, every epoch is labelled. Early stopping belongs in `labelled_callbacks`:
-    only a labelled epoch may be the one kept.
+    learning-rate schedule run through both. Without one, every epoch is
+    labelled. Early stopping belongs in `labelled_callbacks`: only a labelled
+    epoch may be the one kept.
     """
     distill_epochs = hparams.distill_epochs if distill_dataset is not None else 0
     if distill_epochs:
