@@ -131,9 +131,9 @@ def resampled_divergence(distribution: Sequence[float], reviews: int, quantile: 
     `reviews` draws from it (multinomial, `draws` times, seeded).
 
     A divergence below it is no evidence of drift: about 5 reviews drawn from
-    the very same data read a length JSD of 0.4 and more. For the vocabulary
-    the draws are reviews, not words (a review's words are not independent),
-    which errs toward a higher floor on small samples.
+    the very same data read a length JSD of 0.4 and more. For lengths a draw
+    is a review; for the vocabulary a draw is a word (`profile_words`), and
+    since a review's words are not independent that floor errs low.
     """
     import numpy as np
 
@@ -166,6 +166,11 @@ def _vocabulary_shares(profile: "TextProfile") -> List[float]:
     return list(profile.vocabulary.values())
 
 
+def profile_words(profile: "TextProfile") -> int:
+    """About how many words a profile counted (its reviews times their median length)."""
+    return int(profile.reviews * max(profile.median_words, 1.0))
+
+
 @dataclasses.dataclass(frozen=True)
 class Drift:
     length: float
@@ -182,10 +187,11 @@ class Drift:
 
 def drift(reference: TextProfile, current: TextProfile) -> Drift:
     reviews = effective_reviews(reference.reviews, current.reviews)
+    words = effective_reviews(profile_words(reference), profile_words(current))
     return Drift(length=jensen_shannon(reference.lengths, current.lengths),
                  vocabulary=vocabulary_divergence(reference.vocabulary, current.vocabulary),
                  length_noise=resampled_divergence(reference.lengths, reviews),
-                 vocabulary_noise=resampled_divergence(_vocabulary_shares(reference), reviews))
+                 vocabulary_noise=resampled_divergence(_vocabulary_shares(reference), words))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
