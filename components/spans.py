@@ -59,11 +59,7 @@ class SpanSelection:
 
     def describe(self) -> str:
         """'span 3', 'spans 2-3', or '' for data without spans."""
-        if not self.has_spans:
-            return ""
-        numbers = self.numbers
-        return (f"span {numbers[0]}" if len(numbers) == 1
-                else f"spans {numbers[0]}-{numbers[-1]}")
+        return describe_numbers(self.numbers) if self.has_spans else ""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -75,6 +71,11 @@ class SpanSelection:
         return cls(pattern=record["pattern"], fingerprint=record["fingerprint"],
                    spans=tuple(Span(**span) for span in record["spans"]),
                    previous=Span(**previous) if previous else None)
+
+
+def describe_numbers(numbers: Sequence[int]) -> str:
+    """'span 3' or 'spans 2-3' (a window is consecutive spans)."""
+    return f"span {numbers[0]}" if len(numbers) == 1 else f"spans {numbers[0]}-{numbers[-1]}"
 
 
 class SpanError(ValueError):

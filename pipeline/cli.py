@@ -215,8 +215,10 @@ def command_run(args: argparse.Namespace) -> int:
             except SpanError as error:  # before any work: no run record is written
                 _error(f"bad input data: {error}")
                 return EXIT_BAD_INPUT
-            newest = (unchanged_since_last_run(layout.last_run, selection,
-                                               prepared_config(config, home, selection))
+            # Prepared once here (the test-split look inside the data included);
+            # run_pipeline's own preparation of it then changes nothing.
+            config = prepared_config(config, home, selection)
+            newest = (unchanged_since_last_run(layout.last_run, selection, config)
                       if selection.has_spans and not args.no_cache else None)
             if newest is not None:
                 print(f"imdb-pipeline: no new data since span {newest} "

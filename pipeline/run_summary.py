@@ -106,10 +106,10 @@ def spans_read(record: Dict[str, Any]) -> str:
     read = (record.get("ingestion") or {}).get("spans") or []
     if not read or read == [{"number": 0, "uri": read[0]["uri"], "version": None}]:
         return ""
-    numbers = [span["number"] for span in read]
+    from imdb_sentiment.components.spans import describe_numbers
+
     names = ", ".join(span["uri"].rstrip("/").rsplit("/", 1)[-1] for span in read)
-    which = f"span {numbers[0]}" if len(numbers) == 1 else f"spans {numbers[0]}-{numbers[-1]}"
-    return f"{which} ({names})"
+    return f"{describe_numbers([span['number'] for span in read])} ({names})"
 
 
 def data_notes(record: Dict[str, Any]) -> List[str]:
