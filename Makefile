@@ -6,10 +6,11 @@ PYTHON ?= $(PYTHON_310)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The training archive this workspace provides; override with DATA=... or --data in ARGS.
-# The archive with train/unsup/ when it is there (the BiLSTM distils through its
-# unlabelled reviews), else the plain training archive.
-DATA ?= $(firstword $(wildcard ../shared/data/aclImdb_train_unsup.tar.gz) $(wildcard ../shared/data/aclImdb_train.tar.gz))
+# The data: $IMDB_DATA when set (as for every command of the CLI); else the
+# archive with train/unsup/ this workspace provides (the BiLSTM distils through its
+# unlabelled reviews), else the plain training archive; else the official download.
+# Override with DATA=... or --data in ARGS.
+DATA ?= $(or $(IMDB_DATA),$(firstword $(wildcard ../shared/data/aclImdb_train_unsup.tar.gz) $(wildcard ../shared/data/aclImdb_train.tar.gz)))
 HOME_DIR ?= pipeline_home
 ARGS ?=
 PYTEST_ARGS ?=
@@ -33,8 +34,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
 # ruff (pycodestyle + pyflakes) over every Python file; configured in pyproject.toml.
+# Then the docs: every path, flag and exit code they name must exist.
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline components trainer kubeflow benchmarks tests
+	$(BIN)/ruff check pipeline components trainer reporting local kubeflow cli benchmarks tests tools
+	$(BIN)/python tools/check_docs.py
 
 # Everything but the tests that run a real pipeline (seconds, not minutes).
 test-fast: $(STAMP)

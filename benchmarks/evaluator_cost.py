@@ -24,8 +24,8 @@ import common  # noqa: F401  (sets TF env before TensorFlow loads)
 
 from imdb_sentiment.pipeline import pipeline as pipeline_lib
 from imdb_sentiment.pipeline.config import profile_config
-from imdb_sentiment.pipeline.local_runner import DEFAULT_BEAM_ARGS
-from imdb_sentiment.pipeline.run_report import RunOutputs
+from imdb_sentiment.local.runner import DEFAULT_BEAM_ARGS
+from imdb_sentiment.reporting.run_report import RunOutputs
 
 
 def run_evaluator(outputs: RunOutputs, test_split: str, profile: str, beam_args: List[str]) -> float:

@@ -25,7 +25,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from export_variants import load_trained_run
-from imdb_sentiment.pipeline import serving_client
+from imdb_sentiment.reporting import serving_client
 from imdb_sentiment.pipeline.config import profile_config
 from imdb_sentiment.trainer import signatures
 from imdb_sentiment.trainer.warmup import write_warmup_requests

@@ -28,7 +28,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from imdb_sentiment.pipeline import serving_client
+from imdb_sentiment.reporting import serving_client
 from imdb_sentiment.pipeline.config import profile_config
 from imdb_sentiment.trainer import features
 from imdb_sentiment.trainer import model as _registers_layers  # noqa: F401

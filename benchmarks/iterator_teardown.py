@@ -28,7 +28,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from imdb_sentiment.pipeline.config import profile_config
-from imdb_sentiment.pipeline.run_report import RunOutputs
+from imdb_sentiment.reporting.run_report import RunOutputs
 from imdb_sentiment.trainer import train
 from imdb_sentiment.trainer.datasets import with_autotuning
 

@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from imdb_sentiment.components import imdb_data
-from imdb_sentiment.pipeline import serving_client
+from imdb_sentiment.reporting import serving_client
 from imdb_sentiment.pipeline.config import IngestionConfig
 
 

@@ -1,6 +1,6 @@
 """TFMA's results for both models, read back as plain dicts.
 
-Shared by the run summary (`pipeline/run_summary.py`) and the model card that
+Shared by the run summary (`reporting/run_summary.py`) and the model card that
 ServedModelGate writes (`components/model_card.py`).
 """
 
@@ -74,6 +74,12 @@ def evaluation_metrics(evaluation_uri: str) -> Dict[str, Any]:
 
     return {"metrics": ordered(metrics), "baseline_metrics": ordered(baseline),
             "accuracy": {split: accuracy_comparison(by_role) for split, by_role in intervals.items()}}
+
+
+def one_class(metrics: Dict[str, Any]) -> bool:
+    """Whether a slice holds reviews of one class only (every star-rating slice):
+    there AUC is undefined, and TFMA's number for it means nothing."""
+    return metrics.get("mean_label") in (0.0, 1.0)
 
 
 def confusion_matrices(proto) -> List[Dict[str, float]]:

@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional
 import tensorflow as tf
 
 from imdb_sentiment.trainer import features
-from .evaluation_results import margin_sentence
+from .evaluation_results import margin_sentence, one_class
 
 LINEAGE_FILE = "lineage.json"
 CARD_FILE = "model_card.json"
@@ -120,17 +120,33 @@ def build_lineage(*, ingestion: Optional[Dict[str, Any]], training: Optional[Dic
     }
 
 
+#: The metrics the card shows per slice, for each model.
+CARD_METRICS = ("binary_accuracy", "auc", "calibration")
+#: What the calibration number is, for a reader of the card.
+CALIBRATION_NOTE = ("calibration is TFMA's mean prediction ÷ mean label: 1.0 means the model "
+                    "predicts positive as often, on average, as reviews are positive; above 1.0 "
+                    "it leans positive, below it negative")
+
+
+def _slice_metrics(values: Dict[str, Any]) -> Dict[str, float]:
+    """The card's metrics of one slice; AUC left out where it is undefined (one class)."""
+    shown = {metric: values[metric] for metric in CARD_METRICS
+             if isinstance(values.get(metric), (int, float))}
+    if one_class(values):
+        shown.pop("auc", None)
+    return shown
+
+
 def _metric_rows(lineage: Dict[str, Any]) -> List[Dict[str, Any]]:
     rows = []
     evaluation = lineage.get("evaluation") or {}
     for model, key in (("BiLSTM", "metrics"), ("linear baseline", "baseline_metrics")):
         for split, slices in (evaluation.get(key) or {}).items():
             for slice_name, values in slices.items():
-                for metric in ("binary_accuracy", "auc", "calibration"):
-                    if isinstance(values.get(metric), (int, float)):
-                        rows.append({"type": f"{metric} ({model})", "value": values[metric],
-                                     "slice": f"{split}" + ("" if slice_name == "overall"
-                                                            else f", {slice_name}")})
+                for metric, value in _slice_metrics(values).items():
+                    rows.append({"type": f"{metric} ({model})", "value": value,
+                                 "slice": f"{split}" + ("" if slice_name == "overall"
+                                                        else f", {slice_name}")})
     for split, entry in (evaluation.get("accuracy") or {}).items():
         difference = (entry or {}).get("difference") or {}
         if difference.get("value") is None:
@@ -216,29 +232,108 @@ def build_model_card(lineage: Dict[str, Any], model_name: str) -> Dict[str, Any]
     }
 
 
+def _split_key(split: str) -> tuple:
+    order = list(SPLIT_ROLES)
+    return (order.index(split) if split in order else len(order), split)
+
+
+def _slice_key(name: str) -> tuple:
+    """overall first, then by feature, numbers in numeric order (rating=2 before rating=10)."""
+    feature, _, value = name.partition("=")
+    return (name != "overall", feature, int(value) if value.isdigit() else 0, value)
+
+
+def _cell(value: Any, digits: int = 4) -> str:
+    return "–" if not isinstance(value, (int, float)) else f"{value:.{digits}f}"
+
+
+def _interval_cell(entry: Optional[Dict[str, Any]], signed: bool = False) -> str:
+    if not entry or entry.get("value") is None:
+        return "–"
+    value, ci95 = entry["value"], entry.get("ci95") or []
+    text = f"{value:+.4f}" if signed else f"{value:.4f}"
+    return text + (f" [{ci95[0]:+.4f}, {ci95[1]:+.4f}]" if signed and len(ci95) == 2 else
+                   f" [{ci95[0]:.4f}, {ci95[1]:.4f}]" if len(ci95) == 2 else "")
+
+
+def _summary_table(lineage: Dict[str, Any]) -> str:
+    """Per split: both accuracies and the paired difference, with 95% intervals."""
+    e = html.escape
+    accuracy = (lineage.get("evaluation") or {}).get("accuracy") or {}
+    rows = "".join(
+        f"<tr><td>{e(split)}</td><td>{e(SPLIT_ROLES.get(split, ''))}</td>"
+        f"<td>{_interval_cell(entry.get('candidate'))}</td>"
+        f"<td>{_interval_cell(entry.get('linear_baseline'))}</td>"
+        f"<td>{_interval_cell(entry.get('difference'), signed=True)}</td></tr>"
+        for split, entry in sorted(accuracy.items(), key=lambda item: _split_key(item[0]))
+        if entry)
+    return ("<table><tr><th>split</th><th>role</th><th>BiLSTM accuracy</th><th>linear baseline "
+            "accuracy</th><th>BiLSTM − baseline (paired)</th></tr>" + rows + "</table>"
+            if rows else "<p>No evaluation was recorded.</p>")
+
+
+def _slice_tables(lineage: Dict[str, Any]) -> str:
+    """One table per split, one row per slice (the Model Card Toolkit groups by slice)."""
+    e = html.escape
+    evaluation = lineage.get("evaluation") or {}
+    ours, theirs = evaluation.get("metrics") or {}, evaluation.get("baseline_metrics") or {}
+    parts = []
+    for split in sorted(ours, key=_split_key):
+        rows = []
+        for name in sorted(ours[split], key=_slice_key):
+            values = ours[split][name]
+            mine = _slice_metrics(values)
+            other = _slice_metrics((theirs.get(split) or {}).get(name) or {})
+            auc_note = " (one class)" if one_class(values) else ""
+            rows.append(f"<tr><td>{e(name)}</td><td>{_cell(values.get('example_count'), 0)}</td>"
+                        f"<td>{_cell(mine.get('binary_accuracy'))}</td>"
+                        f"<td>{_cell(other.get('binary_accuracy'))}</td>"
+                        f"<td>{_cell(mine.get('auc'))}{auc_note}</td>"
+                        f"<td>{_cell(other.get('auc'))}{auc_note}</td>"
+                        f"<td>{_cell(mine.get('calibration'), 3)}</td>"
+                        f"<td>{_cell(other.get('calibration'), 3)}</td></tr>")
+        parts.append(f"<h3>{e(split)} <small>({e(SPLIT_ROLES.get(split, ''))})</small></h3>"
+                     "<table><tr><th rowspan=2>slice</th><th rowspan=2>reviews</th>"
+                     "<th colspan=2>accuracy</th><th colspan=2>AUC</th><th colspan=2>calibration"
+                     "</th></tr><tr>" + "<th>BiLSTM</th><th>linear</th>" * 3 + "</tr>"
+                     + "".join(rows) + "</table>")
+    return "".join(parts)
+
+
 def render_html(card: Dict[str, Any], lineage: Dict[str, Any]) -> str:
-    """The card as a self-contained page (tables only; no plots)."""
+    """The card as a self-contained page: the Model Card Toolkit's sections, metrics
+    grouped by split and slice (model_card.json holds the same numbers as a list)."""
     e = html.escape
     details, parameters = card["model_details"], card["model_parameters"]
-    rows = "".join(f"<tr><td>{e(m['slice'])}</td><td>{e(m['type'])}</td><td>{m['value']:.4f}</td></tr>"
-                   for m in card["quantitative_analysis"]["performance_metrics"])
     epochs = (lineage.get("training") or {}).get("epochs") or []
     curve = "".join("<tr>" + "".join(f"<td>{e(str(epoch.get(k, '')))}</td>" for k in
-                                     ("epoch", "loss", "accuracy", "val_loss", "val_accuracy"))
+                                     ("epoch", "phase", "loss", "accuracy", "val_loss",
+                                      "val_accuracy"))
                     + "</tr>" for epoch in epochs)
     limits = "".join(f"<li>{e(item['description'])}</li>"
                      for item in card["considerations"]["limitations"])
+    uses = "".join(f"<li>{e(item['description'])}</li>"
+                   for key in ("users", "use_cases") for item in card["considerations"][key])
+    gate = lineage.get("gate") or {}
+    verdict = (f"<p>Gate: {'blessed' if gate.get('blessed') else 'not blessed'}: "
+               f"{e(str(gate.get('reason') or ''))}.</p>" if gate else "")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Model card: {e(details['name'])}</title>
-<style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}}</style></head><body>
-<h1>{e(details['name'])}</h1><p>{e(details['overview'])}</p><p>{e(details['documentation'])}</p>
+<style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}
+table{{border-collapse:collapse;margin:.5rem 0}}td,th{{border:1px solid #ccc;padding:.2rem .5rem;
+text-align:left}}th{{background:#f3f3f3}}small,.note{{color:#555}}</style></head><body>
+<h1>Model card: {e(details['name'])}</h1><p>{e(details['overview'])}</p>
+<p class=note>{e(details['documentation'])}</p>
+<h2>Model details</h2><p>{e(parameters['model_architecture'])}</p>
+<p>Input: {e(parameters['input_format'])} Output: {e(parameters['output_format'])}</p>
 <h2>Data</h2><p>{e(parameters['data'][0]['name'])}: {e(parameters['data'][0]['description'])}</p>
-<h2>Architecture</h2><p>{e(parameters['model_architecture'])}</p>
-<h2>Training curve</h2><table><tr><th>epoch</th><th>loss</th><th>accuracy</th><th>eval loss</th>
-<th>eval accuracy</th></tr>{curve}</table>
-<h2>Metrics</h2><table><tr><th>split, slice</th><th>metric</th><th>value</th></tr>{rows}</table>
-<h2>Limitations</h2><ul>{limits}</ul>
+<h2>Quantitative analysis</h2>{verdict}{_summary_table(lineage)}
+<p class=note>Intervals are 95%: Wilson for an accuracy, paired (review by review) for the
+difference. AUC is left out of a slice that holds one class only; {e(CALIBRATION_NOTE)}.</p>
+{_slice_tables(lineage)}
+<h3>Training curve</h3><table><tr><th>epoch</th><th>phase</th><th>loss</th><th>accuracy</th>
+<th>eval loss</th><th>eval accuracy</th></tr>{curve}</table>
+<h2>Considerations</h2><ul>{uses}</ul><h3>Limitations</h3><ul>{limits}</ul>
 </body></html>
 """
 

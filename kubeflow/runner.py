@@ -418,7 +418,7 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", default=env("IMDB_IMAGE"), help="container image of every step")
     parser.add_argument("--pipeline-root", default=env("IMDB_PIPELINE_ROOT"),
                         help="artifact root on object storage, e.g. gs://bucket/tfx")
-    parser.add_argument("--data", default=env("IMDB_DATA_URI", ""),
+    parser.add_argument("--data", default=env("IMDB_DATA", ""),
                         help="aclImdb archive on object storage or an https URL; "
                              "default: the official download")
     parser.add_argument("--serving-dir", default=env("IMDB_SERVING_DIR"),

@@ -27,6 +27,45 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 DEFAULT_SCHEMA_DIR = PACKAGE_ROOT / "schema"
 
 PROFILES = ("smoke", "quick", "full")
+#: The run record a local run leaves in its home.
+LAST_RUN_FILE = "last_run.json"
+#: The home of `make run` and of the CLI's --home default.
+DEFAULT_HOME = "pipeline_home"
+
+
+@dataclass(frozen=True)
+class HomeLayout:
+    """Where a local run keeps everything, under one directory (paths only: the
+    local runner creates them, the reporting layer reads them)."""
+
+    home: Path
+
+    @property
+    def pipeline_root(self) -> Path:
+        return self.home / "tfx"
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.home / "metadata.sqlite"
+
+    @property
+    def serving_dir(self) -> Path:
+        return self.home / "serving"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def last_run(self) -> Path:
+        return self.home / LAST_RUN_FILE
+
+
+_DEFAULT_LAYOUT = HomeLayout(Path(DEFAULT_HOME))
 
 
 @dataclass(frozen=True)
@@ -130,11 +169,11 @@ class PipelineConfig:
     #: Archive (.tar.gz), extracted directory, URL, or "" for the official download.
     data: str = ""
     #: Root of TFX artifacts (local dir or object-store URI).
-    pipeline_root: str = "pipeline_home/tfx"
+    pipeline_root: str = str(_DEFAULT_LAYOUT.pipeline_root)
     #: Where pushed models land, as <serving_dir>/<model_name>/<version>/.
-    serving_dir: str = "pipeline_home/serving"
+    serving_dir: str = str(_DEFAULT_LAYOUT.serving_dir)
     #: Where downloads are cached (used only when data is a URL or empty).
-    download_cache_dir: str = "pipeline_home/cache"
+    download_cache_dir: str = str(_DEFAULT_LAYOUT.cache_dir)
     schema_dir: str = str(DEFAULT_SCHEMA_DIR)
     enable_cache: bool = True
     beam_pipeline_args: Tuple[str, ...] = ()

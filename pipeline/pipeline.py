@@ -68,7 +68,7 @@ def evaluated_splits(config: PipelineConfig) -> Tuple[str, ...]:
     """`eval`, `report`, and `test` when `evaluation.test_split` is "on".
 
     "auto" counts as off here: each runner resolves it first, as only the
-    runner knows whether it can see the data (`local_runner.resolve_test_split`).
+    runner knows whether it can see the data (`local/runner.py` `resolve_test_split`).
     """
     test = (TEST_SPLIT,) if config.evaluation.test_split == "on" else ()
     return (GATED_SPLIT, *REPORTED_SPLITS, *test)

@@ -14,7 +14,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-REAL_DATA_ENV = "IMDB_TRAIN_ARCHIVE"
+REAL_DATA_ENV = "IMDB_DATA"  # the one data variable of runs, compile and tests
 REAL_DATA_DEFAULT = REPO_ROOT.parent / "shared" / "data" / "aclImdb_train.tar.gz"
 
 POSITIVE = ["A brilliant, moving film.<br /><br />Loved every minute!",

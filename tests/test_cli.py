@@ -5,12 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 
 def _cli(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "imdb_sentiment.pipeline.cli", *args],
+    return subprocess.run([sys.executable, "-m", "imdb_sentiment.cli", *args],
                           input=stdin, capture_output=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_a_command_that_loads_tensorflow_prints_only_its_own_line(tmp_path):
     result = _cli("predict", "--model", str(tmp_path / "missing"), "a review")
     assert result.returncode == 2
@@ -19,6 +22,7 @@ def test_a_command_that_loads_tensorflow_prints_only_its_own_line(tmp_path):
     assert b"cuFFT" not in result.stderr and b"cuDNN" not in result.stderr
 
 
+@pytest.mark.slow
 def test_invalid_utf8_on_stdin_is_decoded_leniently_and_said(tmp_path):
     result = _cli("predict", "--model", str(tmp_path / "missing"), stdin=b"great \xff\xfe film\n")
     stderr = result.stderr.decode()
@@ -27,7 +31,7 @@ def test_invalid_utf8_on_stdin_is_decoded_leniently_and_said(tmp_path):
 
 
 def test_the_summary_shows_both_models_by_length_on_the_report_split():
-    from imdb_sentiment.pipeline.cli import slice_table
+    from imdb_sentiment.cli.main import slice_table
 
     record = {"metrics": {"report": {"overall": {"binary_accuracy": 0.9},
                                      "length_bucket=q1: 1-120 words": {"binary_accuracy": 0.91,
@@ -54,7 +58,7 @@ class _EmptyMetadata:
 
 def test_the_run_record_marks_the_running_component_failed_and_keeps_the_config(tmp_path):
     from imdb_sentiment.pipeline import config as config_lib
-    from imdb_sentiment.pipeline.local_runner import build_run_record
+    from imdb_sentiment.local.runner import build_run_record
 
     record = build_run_record(
         _EmptyMetadata(), config_lib.profile_config("smoke"), started_ms=0, seconds=12.34,
@@ -74,7 +78,7 @@ def test_a_failed_run_maps_to_one_line_and_its_exit_code(tmp_path, capsys):
     import errno
 
     from imdb_sentiment.components.imdb_data import DataError
-    from imdb_sentiment.pipeline import cli
+    from imdb_sentiment.cli import main as cli
 
     log = tmp_path / "run.log"
     wrapped = RuntimeError("component failed")
@@ -91,7 +95,7 @@ def test_a_failed_run_maps_to_one_line_and_its_exit_code(tmp_path, capsys):
 
 
 def test_explain_refuses_an_output_format_it_cannot_write_before_loading_anything(tmp_path):
-    from imdb_sentiment.pipeline import cli
+    from imdb_sentiment.cli import main as cli
 
     assert cli.main(["explain", "--model", str(tmp_path / "none"), "--out", str(tmp_path / "a.pdf"),
                      "good"]) == cli.EXIT_BAD_INPUT
@@ -107,7 +111,8 @@ def test_a_swallowed_termination_still_stops_the_run_before_the_next_component()
 
     import pytest
 
-    from imdb_sentiment.pipeline import cli, local_runner
+    from imdb_sentiment.cli import main as cli
+    from imdb_sentiment.local import runner as local_runner
 
     stop = threading.Event()
     terminal = io.StringIO()
@@ -127,3 +132,21 @@ def test_a_swallowed_termination_still_stops_the_run_before_the_next_component()
     assert "[1/2] Transform ..." in terminal.getvalue()
     assert "Trainer ..." not in terminal.getvalue()
     assert cli.Terminated is local_runner.Terminated
+
+
+def test_local_beam_arguments_spare_tfx_the_sdist_it_builds_for_remote_workers(monkeypatch):
+    """TFX 1.16's Beam executors run `make_beam_dependency_flags` on every local
+    run; with the default arguments it must hand them back unchanged, without
+    packaging TFX (tfx/utils/dependency_utils.py)."""
+    from tfx.utils import dependency_utils
+
+    from imdb_sentiment.local.runner import DEFAULT_BEAM_ARGS
+
+    def packaged():
+        raise AssertionError("TFX built its ephemeral sdist for a local run")
+
+    monkeypatch.setattr(dependency_utils, "build_ephemeral_package", packaged)
+    assert dependency_utils.make_beam_dependency_flags(list(DEFAULT_BEAM_ARGS)) == list(
+        DEFAULT_BEAM_ARGS)
+    with pytest.raises(AssertionError, match="ephemeral sdist"):
+        dependency_utils.make_beam_dependency_flags(["--direct_num_workers=2"])

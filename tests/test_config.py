@@ -92,7 +92,7 @@ def test_set_overrides_are_typed_by_the_field_and_refuse_what_they_cannot_read()
 
 def test_the_test_split_is_evaluated_when_on_and_auto_follows_the_data(tmp_path):
     from conftest import make_members, write_archive
-    from imdb_sentiment.pipeline.local_runner import resolve_test_split
+    from imdb_sentiment.local.runner import resolve_test_split
 
     def config(mode: str, data: str = "") -> config_lib.PipelineConfig:
         base = config_lib.profile_config("smoke")

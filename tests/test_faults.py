@@ -12,16 +12,17 @@ import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
 from imdb_sentiment.components import atomic_pusher, data_gate, text_profile
-from imdb_sentiment.pipeline.local_runner import RunLockedError, home_lock
+from imdb_sentiment.local.runner import RunLockedError, home_lock
 from conftest import make_members, write_archive
 
 
 def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "imdb_sentiment.pipeline.cli", *args],
+    return subprocess.run([sys.executable, "-m", "imdb_sentiment.cli", *args],
                           capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("case", ["truncated", "missing"])
+@pytest.mark.slow
 def test_bad_archive_is_one_clear_line_exit_2_and_nothing_pushed(tmp_path, case):
     good = write_archive(tmp_path / "good.tar.gz", make_members(count=40))
     bad = tmp_path / "bad.tar.gz"
@@ -133,6 +134,7 @@ def test_text_checks_pass_same_distribution_and_name_each_shift():
     assert problems and problems[0].startswith("eval: vocabulary drifted from the train split")
 
 
+@pytest.mark.slow
 def test_reference_profile_shipped_with_the_schema_matches_the_imdb_train_split(tmp_path):
     """The curated reference is what `text_profile` makes of the real data (when present)."""
     from conftest import real_data_path
@@ -216,6 +218,7 @@ def test_an_interrupted_push_leaves_no_loadable_version(tmp_path, monkeypatch):
     assert [p.name for p in base.iterdir()] == [Path(published).name]
 
 
+@pytest.mark.slow
 def test_a_second_run_on_the_same_home_refuses_with_exit_4(tmp_path):
     home = tmp_path / "home"
     with home_lock(home):
@@ -256,7 +259,7 @@ def test_repository_holds_no_credentials_or_paths_of_this_machine():
 
 
 def test_local_cpu_threads_pick_one_thread_per_op_only_on_two_cores_and_reject_typos():
-    from imdb_sentiment.pipeline.local_runner import cpu_thread_setting
+    from imdb_sentiment.local.runner import cpu_thread_setting
 
     assert cpu_thread_setting("auto", 2) == (1, 2)
     assert cpu_thread_setting("auto", 1) == (1, 2)

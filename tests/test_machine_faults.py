@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from imdb_sentiment.components import atomic_pusher
-from imdb_sentiment.pipeline import local_runner
+from imdb_sentiment.local import runner as local_runner
 from conftest import make_members, write_archive
 
 
@@ -59,6 +59,7 @@ def test_a_full_disk_leaves_the_previous_record_whole_and_no_litter(small_disk):
     assert line.startswith("no space left") and "MB free" in line and "\n" not in line
 
 
+@pytest.mark.slow
 def test_a_home_too_small_for_the_run_fails_before_any_work(small_disk, tmp_path):
     archive = write_archive(tmp_path / "a.tar.gz", make_members())
     result = _run_cli(small_disk / "home", archive)
@@ -82,11 +83,12 @@ def test_environment_problems_are_named_and_other_errors_are_not(tmp_path):
 
 
 def _run_cli(home: Path, archive: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "imdb_sentiment.pipeline.cli", "run",
+    return subprocess.run([sys.executable, "-m", "imdb_sentiment.cli", "run",
                            "--profile", "smoke", "--data", str(archive), "--home", str(home)],
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_a_read_only_home_exits_5_with_one_line(read_only_home, tmp_path):
     archive = write_archive(tmp_path / "a.tar.gz", make_members())
     result = _run_cli(read_only_home, archive)
@@ -97,6 +99,7 @@ def test_a_read_only_home_exits_5_with_one_line(read_only_home, tmp_path):
     assert json.loads((read_only_home / "last_run.json").read_text()) == {"previous": True}
 
 
+@pytest.mark.slow
 def test_a_corrupt_metadata_store_exits_5_and_never_shows_the_previous_run(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
@@ -113,6 +116,7 @@ def test_a_corrupt_metadata_store_exits_5_and_never_shows_the_previous_run(tmp_p
     assert json.loads((home / "last_run.json").read_text()) == previous
 
 
+@pytest.mark.slow
 def test_home_that_is_a_file_is_refused_with_one_line(tmp_path):
     home = tmp_path / "home"
     home.write_text("not a directory")

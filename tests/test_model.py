@@ -50,6 +50,7 @@ def test_trim_padding_cuts_to_the_longest_row_but_never_to_zero():
     assert TrimPadding()(tf.zeros([2, 5], tf.int64)).shape == (2, 1)
 
 
+@pytest.mark.slow
 def test_model_shapes_and_explainer_share_weights():
     model = build_model(HPARAMS, vocabulary_size=50)
     ids = tf.constant([[3, 4, 5, 0, 0, 0], [9, 0, 0, 0, 0, 0]], tf.int64)
@@ -64,6 +65,7 @@ def test_model_shapes_and_explainer_share_weights():
     assert attention.numpy()[1, 1:].max() == 0.0
 
 
+@pytest.mark.slow
 def test_padding_does_not_change_the_prediction():
     model = build_model(HPARAMS, vocabulary_size=50)
     short = model(tf.constant([[3, 4, 5]], tf.int64))
@@ -82,9 +84,20 @@ def test_default_lstm_is_cudnn_eligible_and_relu_is_not():
     assert cudnn_ineligibility(notebook_lstm) == ["recurrent_activation=relu", "recurrent_dropout=0.1"]
 
 
-def test_mixed_precision_policy_follows_the_devices():
+def _visible_gpus(monkeypatch, count: int) -> None:
+    """Makes the trainer see `count` GPUs, whatever this machine has."""
+    gpus = [tf.config.PhysicalDevice(name=f"/physical_device:GPU:{i}", device_type="GPU")
+            for i in range(count)]
+    real = tf.config.list_physical_devices
+    monkeypatch.setattr(train.tf.config, "list_physical_devices",
+                        lambda kind=None: list(gpus) if kind == "GPU" else real(kind))
+
+
+@pytest.mark.slow
+def test_mixed_precision_policy_follows_the_devices(monkeypatch):
+    _visible_gpus(monkeypatch, 0)
     try:
-        assert train.configure_precision(TrainerConfig(mixed_precision="auto")) == "float32"  # no GPU here
+        assert train.configure_precision(TrainerConfig(mixed_precision="auto")) == "float32"
         assert train.configure_precision(TrainerConfig(mixed_precision="on")) == "mixed_float16"
         model = build_model(HPARAMS, vocabulary_size=50)
         assert model.get_layer("embedding").compute_dtype == "float16"
@@ -97,10 +110,7 @@ def test_mixed_precision_policy_follows_the_devices():
 
 def test_auto_precision_uses_float16_when_a_gpu_is_visible(monkeypatch):
     """The GPU branch, by configuration: TensorFlow is told a GPU is there."""
-    gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
-    real = tf.config.list_physical_devices
-    monkeypatch.setattr(train.tf.config, "list_physical_devices",
-                        lambda kind=None: [gpu] if kind == "GPU" else real(kind))
+    _visible_gpus(monkeypatch, 1)
     try:
         assert train.configure_precision(TrainerConfig(mixed_precision="auto")) == "mixed_float16"
         assert train.configure_precision(TrainerConfig(mixed_precision="off")) == "float32"
@@ -108,8 +118,15 @@ def test_auto_precision_uses_float16_when_a_gpu_is_visible(monkeypatch):
         keras.mixed_precision.set_global_policy("float32")
 
 
-def test_distribution_strategy_is_default_on_one_device():
-    assert not isinstance(train.distribution_strategy(), tf.distribute.MirroredStrategy)
+@pytest.mark.parametrize("gpus, mirrored", [(0, False), (1, False), (2, True), (4, True)])
+def test_several_gpus_train_mirrored_and_one_device_trains_alone(monkeypatch, gpus, mirrored):
+    _visible_gpus(monkeypatch, gpus)
+    sentinel = object()
+    monkeypatch.setattr(train.tf.distribute, "MirroredStrategy", lambda: sentinel)
+    strategy = train.distribution_strategy()
+    assert (strategy is sentinel) == mirrored
+    if not mirrored:
+        assert strategy is tf.distribute.get_strategy()
 
 
 def test_bucket_boundaries_cover_the_sequence_length():
@@ -117,6 +134,7 @@ def test_bucket_boundaries_cover_the_sequence_length():
     assert train.bucket_boundaries(64, 1) == [64]
 
 
+@pytest.mark.slow
 def test_model_learns_a_separable_toy_task():
     """A real (tiny) fit: token 3 means positive, token 4 negative."""
     rng = np.random.default_rng(0)
@@ -138,6 +156,7 @@ def test_model_learns_a_separable_toy_task():
     assert [e["epoch"] for e in history["epochs"]][0] == 1
 
 
+@pytest.mark.slow
 def test_predict_by_length_matches_the_plain_model_in_request_order():
     from imdb_sentiment.trainer.signatures import predict_by_length
 
@@ -158,6 +177,7 @@ def _randomised(model: keras.Model, seed: int = 0) -> keras.Model:
 
 
 @pytest.mark.parametrize("max_pool,fused_max_batch", [(True, 0), (False, 0), (True, 64), (False, 8)])
+@pytest.mark.slow
 def test_folded_network_gives_the_keras_networks_probability_and_attention(max_pool,
                                                                           fused_max_batch):
     """Both CPU paths: the folded loop (fused_max_batch 0) and the fused kernel (batch ≤ it)."""
@@ -182,6 +202,7 @@ def test_folded_network_gives_the_keras_networks_probability_and_attention(max_p
                                atol=1e-6)
 
 
+@pytest.mark.slow
 def test_both_inference_networks_the_export_can_choose_agree():
     from imdb_sentiment.trainer.signatures import inference_network
 
@@ -194,6 +215,7 @@ def test_both_inference_networks_the_export_can_choose_agree():
     np.testing.assert_allclose(folded_attention.numpy(), keras_attention.numpy(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_fused_kernel_serves_small_batches_and_the_folded_loop_large_ones(monkeypatch):
     from imdb_sentiment.trainer import folded_bilstm
 
@@ -282,6 +304,7 @@ def _one_step_weights(epsilon: float, start_iteration: int = 0, **overrides) -> 
     return [w.copy() for w in model.get_weights()]
 
 
+@pytest.mark.slow
 def test_adversarial_step_uses_the_perturbed_batch():
     # Adam's first step depends only on the gradient's sign pattern, so
     # clean + adversarial gradients move the weights exactly as the clean
@@ -299,6 +322,7 @@ def test_adversarial_step_uses_the_perturbed_batch():
     assert largest_difference(perturbed) > 1e-2
 
 
+@pytest.mark.slow
 def test_adversarial_every_other_step_perturbs_even_steps_only():
     def largest_difference(first, second):
         return max(float(np.abs(a - b).max()) for a, b in zip(first, second))
@@ -313,6 +337,7 @@ def test_adversarial_every_other_step_perturbs_even_steps_only():
                                                      adversarial_every=1)) > 1e-2
 
 
+@pytest.mark.slow
 def test_adversarial_model_trains_under_mixed_precision_and_exports_a_plain_twin():
     from imdb_sentiment.trainer.signatures import float32_twin
 
@@ -347,6 +372,7 @@ def _gaps_at_validation(hparams: TrainerConfig, callbacks: list) -> list:
     return gaps
 
 
+@pytest.mark.slow
 def test_each_epoch_is_evaluated_and_continued_with_the_averaged_weights():
     hparams = TrainerConfig(**{**TOY, "weight_average_momentum": 0.9, "epochs": 2})
     assert _gaps_at_validation(hparams, train.epoch_callbacks(hparams)) == [0.0, 0.0]
@@ -411,6 +437,7 @@ def test_warmup_records_are_tf_serving_prediction_logs_for_the_public_signatures
     assert sorted(len(tf.make_ndarray(t)) for t in batch) == [1, len(warmup.SAMPLE_REVIEWS)]
 
 
+@pytest.mark.slow
 def test_language_model_pretraining_learns_to_predict_neighbours_and_seeds_the_classifier():
     from imdb_sentiment.trainer.language_model import copy_pretrained_layers, pretrain_language_model
 
@@ -437,6 +464,7 @@ def test_language_model_pretraining_learns_to_predict_neighbours_and_seeds_the_c
             np.testing.assert_array_equal(mine, theirs)
 
 
+@pytest.mark.slow
 def test_the_saved_classifier_loads_where_this_package_was_never_imported(tmp_path):
     # TFMA's loader (tensorflow_model_analysis 0.47, utils/model_util.py) calls
     # tf.keras.models.load_model in a Beam worker that has not imported our

@@ -46,7 +46,8 @@ MCT_V002_SUBSET = {
 def _lineage() -> dict:
     evaluation = {
         "metrics": {"eval": {"overall": {"binary_accuracy": 0.89, "auc": 0.95},
-                             "rating=1": {"binary_accuracy": 0.95}},
+                             "rating=1": {"binary_accuracy": 0.95, "auc": 0.0, "mean_label": 0.0,
+                                          "example_count": 120}},
                     "report": {"overall": {"binary_accuracy": 0.894},
                                "length_bucket=q1: 1-120 words": {"binary_accuracy": 0.91},
                                "length_bucket=q4: 600+ words": {"binary_accuracy": 0.86}}},
@@ -85,6 +86,26 @@ def test_the_card_follows_the_model_card_toolkit_schema_and_states_its_limits():
         pass
     else:
         raise AssertionError("the restated schema must refuse unknown top-level keys")
+
+
+def test_the_card_leaves_out_auc_where_one_class_makes_it_undefined():
+    rows = model_card.build_model_card(_lineage(), "imdb_sentiment")[
+        "quantitative_analysis"]["performance_metrics"]
+    metrics = {(m["slice"], m["type"]) for m in rows}
+    assert ("eval", "auc (BiLSTM)") in metrics
+    assert ("eval, rating=1", "binary_accuracy (BiLSTM)") in metrics
+    assert ("eval, rating=1", "auc (BiLSTM)") not in metrics
+
+
+def test_the_page_groups_metrics_by_split_and_slice_and_explains_them():
+    lineage = _lineage()
+    page = model_card.render_html(model_card.build_model_card(lineage, "imdb_sentiment"), lineage)
+    assert page.count("<h3>eval <small>") == 1 and page.count("<h3>report <small>") == 1
+    rating_row = page[page.index("<td>rating=1</td>"):].split("</tr>")[0]
+    assert "<td>120</td>" in rating_row and "<td>0.9500</td>" in rating_row
+    assert "0.0000" not in rating_row and "(one class)" in rating_row
+    assert "mean prediction ÷ mean label" in page
+    assert "0.8900 [0.8770, 0.9020]" in page  # the eval accuracy with its interval
 
 
 def test_card_files_reach_the_pushed_version_with_the_model(tmp_path):

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imdb_sentiment.pipeline import serving_client
+from imdb_sentiment.reporting import serving_client
 from imdb_sentiment.pipeline.config import profile_config
 from conftest import real_data_path
 
@@ -53,7 +53,7 @@ def archive_with_test_split(source: Path, out: Path) -> Path:
 
 def run_cli(home: Path, *extra: str) -> subprocess.CompletedProcess:
     """A smoke run that distils through the unlabelled reviews, when the archive has them."""
-    command = [sys.executable, "-m", "imdb_sentiment.pipeline.cli", "run", "--profile", "smoke",
+    command = [sys.executable, "-m", "imdb_sentiment.cli", "run", "--profile", "smoke",
                "--data", str(_data["archive"]), "--home", str(home),
                "--set", "trainer.distill_epochs=1", "--set", "trainer.epochs=2", *extra]
     return subprocess.run(command, capture_output=True, text=True, timeout=1800)
@@ -132,7 +132,7 @@ def test_every_component_completed_and_the_summary_says_so(first_run):
 
 
 def test_the_run_report_shows_every_section_drawn_from_the_run(first_run):
-    from imdb_sentiment.pipeline import run_report
+    from imdb_sentiment.reporting import run_report
 
     home, result, record = first_run
     page_path = home / "report" / "index.html"
@@ -176,7 +176,7 @@ def test_pushed_model_is_in_tf_serving_layout_and_scores_reviews(first_run):
 _HUGE_REQUEST_SCRIPT = """
 import resource, sys, time
 import tensorflow as tf
-from imdb_sentiment.pipeline import serving_client
+from imdb_sentiment.reporting import serving_client
 serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
 normal = "A fine film with a weak ending, but the cast carries it. " * 20
 serve(examples=serving_client.serialize_reviews([normal]))
@@ -254,7 +254,7 @@ def test_pushed_model_leads_back_to_its_data_code_and_config_on_its_own(first_ru
     card = json.loads((extra / "model_card.json").read_text())
     assert card["schema_version"] == model_card.SCHEMA_VERSION
     assert "<table>" in (extra / "model_card.html").read_text()
-    described = subprocess.run([sys.executable, "-m", "imdb_sentiment.pipeline.cli", "describe",
+    described = subprocess.run([sys.executable, "-m", "imdb_sentiment.cli", "describe",
                                 "--model", str(Path(record["pushed_model"]).parent)],
                                capture_output=True, text=True, timeout=300)
     assert described.returncode == 0, described.stderr
@@ -313,7 +313,7 @@ def test_model_loads_and_scores_with_no_gpu_visible(first_run):
     _, _, record = first_run
     script = ("import sys, tensorflow as tf\n"
               "assert not tf.config.list_physical_devices('GPU')\n"
-              "from imdb_sentiment.pipeline import serving_client as c\n"
+              "from imdb_sentiment.reporting import serving_client as c\n"
               "m = c.load(sys.argv[1])\n"
               "p = c.predict(m, ['great film', 'awful film'])\n"
               "assert len(p) == 2 and all(0 <= x <= 1 for x in p), p\n"

@@ -28,7 +28,7 @@ PORTABLE_ARGS = ["--runner=PortableRunner", "--job_endpoint=embed", "--environme
 def test_every_beam_component_runs_on_the_portable_runner(tmp_path):
     archive = write_archive(tmp_path / "aclImdb.tar.gz", make_members(count=60, reviews_per_movie=1))
     home = tmp_path / "home"
-    command = [sys.executable, "-m", "imdb_sentiment.pipeline.cli", "run", "--profile", "smoke",
+    command = [sys.executable, "-m", "imdb_sentiment.cli", "run", "--profile", "smoke",
                "--data", str(archive), "--home", str(home),
                "--set", "ingestion.sample_percent=100",
                # Six fixture sentences are no IMDB text: the text checks would (rightly) stop it.

@@ -64,6 +64,7 @@ def transformed():
     return outputs, [v.decode() for v in vocabulary], hparams
 
 
+@pytest.mark.slow
 def test_vocabulary_keeps_only_the_top_k():
     _, tft_output = analyze(CORPUS, TrainerConfig(vocab_size=2, min_frequency=1,
                                                   max_sequence_length=5))
@@ -78,6 +79,7 @@ def test_head_and_tail_truncation_keeps_both_ends():
         ["a", "b", "f", "g", "h"], ["x", "y"]]
 
 
+@pytest.mark.slow
 def test_ngram_tfidf_matches_sklearn_sublinear_tfidf():
     """Same numbers as sklearn's TfidfVectorizer(sublinear_tf=True, smooth_idf=True, norm='l2')."""
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -103,6 +105,7 @@ def test_ngram_tfidf_matches_sklearn_sublinear_tfidf():
             assert got[gram] == pytest.approx(weight, rel=1e-5), (row, gram)
 
 
+@pytest.mark.slow
 def test_vocabulary_is_top_k_with_min_frequency(transformed):
     _, vocabulary, hparams = transformed
     assert len(vocabulary) <= hparams.vocab_size
@@ -111,6 +114,7 @@ def test_vocabulary_is_top_k_with_min_frequency(transformed):
     assert "rare" not in vocabulary  # seen once, below min_frequency
 
 
+@pytest.mark.slow
 def test_ids_are_shifted_padded_right_and_oov_bucketed(transformed):
     outputs, vocabulary, hparams = transformed
     oov = features.oov_id(len(vocabulary))
@@ -127,6 +131,7 @@ def test_ids_are_shifted_padded_right_and_oov_bucketed(transformed):
     assert min(min(r) for r in ids.values()) >= 0 and max(max(r) for r in ids.values()) <= oov
 
 
+@pytest.mark.slow
 def test_label_passes_through(transformed):
     outputs, _, _ = transformed
     assert [int(np.asarray(row[features.LABEL]).reshape(-1)[0]) for row in outputs] == [
@@ -138,6 +143,7 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(max_size=400), min_size=1, max_size=6), st.integers(1, 50))
+@pytest.mark.slow
 def test_any_unicode_text_tokenizes_to_one_or_more_tokens(texts, max_length):
     tokens = preprocessing.tokenize(tf.constant(texts), max_length)
     lengths = tokens.row_lengths().numpy()
@@ -152,6 +158,7 @@ def _unbounded_tokens(texts, max_length: int, head: int = 0):
 
 
 @pytest.mark.parametrize("head", [0, 100])
+@pytest.mark.slow
 def test_the_character_bound_changes_no_token_of_any_training_review(head):
     """Every review of the real archive: the tokens the model sees are the same with the bound."""
     from conftest import real_data_path
@@ -166,6 +173,7 @@ def test_the_character_bound_changes_no_token_of_any_training_review(head):
         assert bounded.to_list() == unbounded.to_list()
 
 
+@pytest.mark.slow
 def test_a_fifty_megabyte_review_is_cut_before_it_is_tokenized():
     phrase = "this film was a waste of a good cast <br /> "
     huge = phrase * (50_000_000 // len(phrase) + 1)

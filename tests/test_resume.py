@@ -30,22 +30,33 @@ pytestmark = pytest.mark.slow
 
 
 def command(home: Path) -> list:
-    return [sys.executable, "-m", "imdb_sentiment.pipeline.cli", "run", "--profile", "smoke",
+    return [sys.executable, "-m", "imdb_sentiment.cli", "run", "--profile", "smoke",
             "--data", str(real_data_path()), "--home", str(home)]
 
 
-def run_until(home: Path, marker: str, sig: int, out: Path, timeout: float = 900) -> tuple:
-    """Starts a run, sends `sig` to its process group once `marker` is printed."""
+def executor_started(home: Path, component: str) -> bool:
+    """Whether TFX has handed `component`'s execution to its executor (the run log
+    shows the component's inputs resolved, then a new execution launched)."""
+    logs = sorted((home / "logs").glob("run-*.log"))
+    if not logs:
+        return False
+    text = logs[-1].read_text(errors="replace")
+    resolved = text.rfind(f"[{component}] Resolved inputs")
+    return resolved >= 0 and text.find("Going to run a new execution:", resolved) >= 0
+
+
+def run_until(home: Path, component: str, sig: int, out: Path, timeout: float = 900) -> tuple:
+    """Starts a run, sends `sig` to its process group once `component`'s executor runs."""
+    marker = f"] {component} ..."
     with out.open("w") as stdout:
         process = subprocess.Popen(command(home), stdout=stdout, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
-        while marker not in out.read_text():
+        while marker not in out.read_text() or not executor_started(home, component):
             assert process.poll() is None, f"run ended before {marker!r}:\n{out.read_text()}"
             assert time.monotonic() < deadline, f"no {marker!r} within {timeout}s"
             time.sleep(0.5)
-        time.sleep(3)  # let the component get going
         os.killpg(process.pid, sig)
         code = process.wait(timeout=180)
     finally:
@@ -83,14 +94,14 @@ def unfinished_inputs(metadata_path: Path) -> list:
 def test_a_terminated_then_killed_run_resumes_from_the_cache_and_pushes_once(tmp_path):
     home = tmp_path / "home"
 
-    code, output = run_until(home, "] Transform ...", signal.SIGTERM, tmp_path / "first.out")
+    code, output = run_until(home, "Transform", signal.SIGTERM, tmp_path / "first.out")
     assert code == 143, output
     assert "terminated; run the same command again to resume" in output
     assert "Traceback" not in output
     first = json.loads((home / "last_run.json").read_text())
     assert first["succeeded"] is False and first["pushed_model"] is None
 
-    code, output = run_until(home, "] Trainer ...", signal.SIGKILL, tmp_path / "second.out")
+    code, output = run_until(home, "Trainer", signal.SIGKILL, tmp_path / "second.out")
     assert code == -signal.SIGKILL, output
     assert not list(home.glob("serving/**/saved_model.pb"))  # nothing was pushed
 

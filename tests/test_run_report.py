@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imdb_sentiment.pipeline import run_report
+from imdb_sentiment.reporting import run_report
 
 
 def _record() -> dict:
@@ -86,6 +86,7 @@ def test_a_home_with_only_its_run_record_gets_every_section_and_real_plots(tmp_p
     assert "not blessed, nothing pushed" in page and "ab" * 32 in page
 
 
+@pytest.mark.slow
 def test_rebuilding_replaces_the_old_plots(tmp_path):
     record = _record()
     (tmp_path / "last_run.json").write_text(json.dumps(record))
@@ -131,8 +132,9 @@ def test_rating_buckets_are_named_by_the_whole_ratings_they_hold():
     assert shares["1"] == pytest.approx(50 / sum(counts))
 
 
+@pytest.mark.slow
 def test_report_command_names_a_home_without_a_run(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "imdb_sentiment.pipeline.cli", "report",
+    result = subprocess.run([sys.executable, "-m", "imdb_sentiment.cli", "report",
                              "--home", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr
     assert "no last_run.json" in result.stderr and "Traceback" not in result.stderr
@@ -140,7 +142,7 @@ def test_report_command_names_a_home_without_a_run(tmp_path):
 
 def test_the_page_reads_only_artifacts_of_the_run_it_describes(tmp_path, monkeypatch):
     """A run that failed early must not show the previous run's model or plots as its own."""
-    from imdb_sentiment.pipeline import run_summary
+    from imdb_sentiment.reporting import run_summary
 
     asked = []
 

@@ -82,7 +82,7 @@ def test_clear_errors(tmp_path):
 
 def test_a_run_has_nothing_to_do_only_when_spans_data_config_and_code_are_unchanged(tmp_path):
     from imdb_sentiment.pipeline.config import profile_config
-    from imdb_sentiment.pipeline.local_runner import (package_fingerprint, prepared_config,
+    from imdb_sentiment.local.runner import (package_fingerprint, prepared_config,
                                                       unchanged_since_last_run)
 
     _touch(tmp_path / "data" / "imdb-1.tar.gz")
@@ -129,6 +129,7 @@ def test_the_noise_floor_is_the_divergence_chance_gives_at_that_size():
     assert abs(text_profile.resampled_divergence(reference.lengths, 5) - expected) < 1e-9
 
 
+@pytest.mark.slow
 def test_the_teacher_labels_the_same_in_two_processes_as_in_one(tmp_path):
     """TeacherLabels fits in a second process and labels half the reviews there:
     the pickled teacher gives the very probabilities the one-process teacher does."""

@@ -28,7 +28,7 @@ MOVIES_PER_SPAN = 200
 
 
 def run(home: Path, data: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "imdb_sentiment.pipeline.cli", "run", "--profile", "smoke",
+    command = [sys.executable, "-m", "imdb_sentiment.cli", "run", "--profile", "smoke",
                "--data", data, "--home", str(home), "--set", "ingestion.sample_percent=100"]
     return subprocess.run(command, capture_output=True, text=True, timeout=1800)
 

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import logging
 import os
-import platform
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -23,6 +22,7 @@ import tf_keras as keras
 from .hparams import TrainerConfig
 from . import features
 from .datasets import PREFETCH_BATCHES, fixed_parallelism, parallel_calls
+from .devices import cpu_model_name
 from .embeddings import ppmi_svd_embeddings
 from .language_model import copy_pretrained_layers, pretrain_language_model
 from .model import build_model, compile_model, review_lengths
@@ -97,18 +97,6 @@ def make_distillation_dataset(file_pattern: str, hparams: TrainerConfig,
     if not count:
         return None, 0
     return batch_by_length(examples, count, hparams, training=True), count
-
-
-def cpu_model_name() -> str:
-    """The CPU's model name (Linux), or the platform's processor string."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def device_description() -> Dict[str, Any]:

@@ -20,8 +20,9 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from imdb_sentiment.components.evaluation_results import split_of, wilson_interval
+from imdb_sentiment.components.evaluation_results import one_class, split_of, wilson_interval
 from imdb_sentiment.components.model_card import SPLIT_ROLES
+from imdb_sentiment.pipeline.config import HomeLayout, PipelineConfig
 from imdb_sentiment.trainer import features
 from .run_summary import data_notes
 
@@ -45,8 +46,6 @@ class RunOutputs:
     """The latest run's record and artifact locations, read from one pipeline home."""
 
     def __init__(self, home: Path):
-        from .local_runner import HomeLayout
-
         self.home = home
         self.layout = HomeLayout(home)
         record_path = self.layout.last_run
@@ -66,11 +65,14 @@ class RunOutputs:
         if not self.layout.metadata_path.exists():
             return None
         if self._reader is None:
-            from .local_runner import sqlite_connection_config
+            from tfx.orchestration.metadata import sqlite_metadata_connection_config
+
             from .run_summary import MetadataReader
 
-            name = (self.record.get("config") or {}).get("pipeline_name", "imdb_sentiment")
-            self._reader = MetadataReader(sqlite_connection_config(self.layout.metadata_path), name)
+            name = ((self.record.get("config") or {}).get("pipeline_name")
+                    or PipelineConfig.pipeline_name)
+            self._reader = MetadataReader(
+                sqlite_metadata_connection_config(str(self.layout.metadata_path)), name)
         # Only this run's executions (cached ones included): never an older run's artifacts.
         artifact = self._reader.output(node_id, key, since_ms=int(self.record.get("started_ms") or 0))
         return artifact.uri if artifact is not None and os.path.exists(artifact.uri) else None
@@ -216,7 +218,7 @@ def _split_order(item: Tuple[str, Any]) -> Tuple[int, str]:
 
 def _auc(metrics: Dict[str, Any]) -> str:
     """AUC, or a dash on a one-class slice (every rating slice), where it is undefined."""
-    if metrics.get("mean_label") in (0.0, 1.0):
+    if one_class(metrics):
         return "– (one class)"
     return _number(metrics.get("auc"))
 

@@ -27,8 +27,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from imdb_sentiment.trainer import features
 
-from . import config as config_lib
-from .local_runner import CPU_THREAD_MODES, Terminated
+from imdb_sentiment.pipeline import config as config_lib
+from imdb_sentiment.local.runner import CPU_THREAD_MODES, Terminated
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_NOT_BLESSED, EXIT_LOCKED = 0, 1, 2, 3, 4
 #: A fault of the machine, not of the data or the code: a full disk, a read-only or
@@ -160,7 +160,7 @@ def slice_table(record: Dict[str, Any], split: str, feature: str) -> List[str]:
 
 
 def _print_summary(record: Dict[str, Any], terminal) -> None:
-    from .run_summary import data_notes
+    from imdb_sentiment.reporting.run_summary import data_notes
 
     write = lambda text="": terminal.write(text + "\n")  # noqa: E731
     write()
@@ -187,7 +187,7 @@ def _print_summary(record: Dict[str, Any], terminal) -> None:
 def command_run(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from imdb_sentiment.components.spans import SpanError, select_spans
-    from .local_runner import (HomeLayout, RunLockedError, check_free_space, configure_cpu_threads,
+    from imdb_sentiment.local.runner import (RunLockedError, check_free_space, configure_cpu_threads,
                                environment_problem, home_lock, output_to_log, prepared_config,
                                run_pipeline, unchanged_since_last_run)
 
@@ -201,7 +201,7 @@ def command_run(args: argparse.Namespace) -> int:
     if home.exists() and not home.is_dir():
         _error(f"--home {home} is a file, not a directory")
         return EXIT_BAD_INPUT
-    layout = HomeLayout(home)
+    layout = config_lib.HomeLayout(home)
     log_path = layout.logs_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     if config.data and "://" not in config.data:
         config = config.replace(data=str(Path(config.data).expanduser().resolve()))
@@ -262,7 +262,7 @@ def command_run(args: argparse.Namespace) -> int:
 
 def _write_run_report(home: Path, terminal) -> None:
     """The run's HTML report; a report that cannot be written never fails the run."""
-    from .run_report import write_report
+    from imdb_sentiment.reporting.run_report import write_report
 
     terminal.write("  writing the run report ...\n")
     terminal.flush()
@@ -295,7 +295,7 @@ def _report_failure(error: BaseException, home: Path, log_path: Path) -> int:
     """One line on why a run failed, and its exit code (docs/operations.md)."""
     from imdb_sentiment.components.imdb_data import DataError
 
-    from .local_runner import environment_problem
+    from imdb_sentiment.local.runner import environment_problem
 
     problem = environment_problem(error, home)
     if problem is not None:
@@ -339,7 +339,7 @@ def _read_reviews(args: argparse.Namespace) -> List[str]:
 
 def _reviews_and_model(args: argparse.Namespace):
     """(reviews, loaded model), or None after reporting why not."""
-    from . import serving_client
+    from imdb_sentiment.reporting import serving_client
 
     try:
         return _read_reviews(args), serving_client.load(args.model)
@@ -350,7 +350,7 @@ def _reviews_and_model(args: argparse.Namespace):
 
 def command_predict(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
-    from . import serving_client
+    from imdb_sentiment.reporting import serving_client
 
     loaded = _reviews_and_model(args)
     if loaded is None:
@@ -372,8 +372,8 @@ EXPLAIN_FORMATS = (".html", ".htm", ".png")
 
 def command_explain(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
-    from . import explain as explain_lib
-    from . import serving_client
+    from imdb_sentiment.reporting import explain as explain_lib
+    from imdb_sentiment.reporting import serving_client
 
     out = Path(args.out)
     if out.suffix.lower() not in EXPLAIN_FORMATS:
@@ -415,7 +415,7 @@ def command_describe(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from imdb_sentiment.components import model_card
 
-    from . import serving_client
+    from imdb_sentiment.reporting import serving_client
 
     try:
         lines = model_card.describe(str(serving_client.resolve_model_dir(args.model)))
@@ -429,7 +429,7 @@ def command_describe(args: argparse.Namespace) -> int:
 def command_report(args: argparse.Namespace) -> int:
     """Rebuilds <home>/report/index.html from what the home's last run left."""
     _quiet_tensorflow()
-    from .run_report import write_report
+    from imdb_sentiment.reporting.run_report import write_report
 
     home = Path(args.home).expanduser()
     try:
@@ -451,7 +451,7 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", default=None,
                      help="aclImdb archive (.tar.gz), extracted folder or URL; default $IMDB_DATA, "
                           "else the official download (checksum-verified)")
-    run.add_argument("--home", default="pipeline_home",
+    run.add_argument("--home", default=config_lib.DEFAULT_HOME,
                      help="directory for artifacts, metadata, pushed models and logs")
     run.add_argument("--profile", choices=config_lib.PROFILES, default="full")
     run.add_argument("--set", action="append", metavar="SECTION.NAME=VALUE",
@@ -485,7 +485,7 @@ def make_parser() -> argparse.ArgumentParser:
     describe.set_defaults(handler=command_describe)
     report = commands.add_parser(
         "report", help="rebuild a run's HTML report (<home>/report/index.html)")
-    report.add_argument("--home", default="pipeline_home", help="the pipeline home of the run")
+    report.add_argument("--home", default=config_lib.DEFAULT_HOME, help="the pipeline home of the run")
     report.set_defaults(handler=command_report)
     for name, help_text in (("compile", "write the Kubeflow Pipelines spec (.yaml KFP, .json Vertex)"),
                             ("submit", "compile, upload and start a run on Kubeflow Pipelines"),

@@ -27,11 +27,16 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from absl import logging as absl_logging
 
-from .config import PipelineConfig
+from imdb_sentiment.pipeline.config import HomeLayout, PipelineConfig
 
-LAST_RUN_FILE = "last_run.json"
 LOCK_FILE = ".run.lock"
-DEFAULT_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
+#: Beam on this machine: two worker processes. Without a dependency flag, TFX's Beam
+#: executors package TFX itself as an sdist for remote workers before every run
+#: (tfx/utils/dependency_utils.py `make_beam_dependency_flags`, TFX 1.16); the direct
+#: runner's workers import the installed packages, so naming a container image, which
+#: the direct runner never starts, skips that packaging.
+DEFAULT_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=2",
+                     "--sdk_container_image=unused-by-the-direct-runner")
 
 _COMPONENT_EVENT = re.compile(r"^Component (\S+) is (running|finished)\.$")
 _EPOCH_EVENT = re.compile(r"^Trainer epoch (\{.*\})$")
@@ -156,37 +161,6 @@ def _free_megabytes(path: Path) -> int:
         return shutil.disk_usage(probe).free // (1 << 20)
     except OSError:
         return -1
-
-
-@dataclasses.dataclass
-class HomeLayout:
-    """Where a local run keeps everything, under one directory."""
-
-    home: Path
-
-    @property
-    def pipeline_root(self) -> Path:
-        return self.home / "tfx"
-
-    @property
-    def metadata_path(self) -> Path:
-        return self.home / "metadata.sqlite"
-
-    @property
-    def serving_dir(self) -> Path:
-        return self.home / "serving"
-
-    @property
-    def cache_dir(self) -> Path:
-        return self.home / "cache"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.home / "logs"
-
-    @property
-    def last_run(self) -> Path:
-        return self.home / LAST_RUN_FILE
 
 
 def resolve_test_split(config: PipelineConfig, locations: Sequence[str] = ()) -> PipelineConfig:
@@ -333,7 +307,7 @@ def machine_description() -> Dict[str, Any]:
     """The CPU model, core count and visible GPUs: results depend on them."""
     import tensorflow as tf
 
-    from imdb_sentiment.trainer.train import cpu_model_name
+    from imdb_sentiment.trainer.devices import cpu_model_name
 
     return {"cpu": cpu_model_name(), "cores": os.cpu_count(),
             "gpus": [gpu.name for gpu in tf.config.list_physical_devices("GPU")]}
@@ -354,7 +328,7 @@ def build_run_record(reader: Any, config: PipelineConfig, *, started_ms: int, se
     `running_node` is the component that was running when the run stopped: if
     MLMD has no execution for it, it failed before registering one.
     """
-    from . import run_summary
+    from imdb_sentiment.reporting import run_summary
 
     components: List[Dict[str, Any]] = []
     for node_id in component_ids:
@@ -413,12 +387,13 @@ def unchanged_since_last_run(last_run: Path, selection: Any, config: PipelineCon
 
 
 def package_fingerprint() -> str:
-    """A hash of every source file of the package: a code change is a change."""
-    from imdb_sentiment import components, trainer
-    from .config import PACKAGE_ROOT, source_fingerprint
+    """A hash of the source of every package a local run executes (the DAG and its
+    config, the components, the trainer, this runner): a code change is a change."""
+    from imdb_sentiment import components, local, pipeline, trainer
+    from imdb_sentiment.pipeline.config import source_fingerprint
 
-    return source_fingerprint(PACKAGE_ROOT, Path(components.__file__).parent,
-                              Path(trainer.__file__).parent)
+    return source_fingerprint(*(Path(package.__file__).parent
+                                for package in (pipeline, components, trainer, local)))
 
 
 def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
@@ -434,8 +409,8 @@ def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
     from tfx import v1 as tfx
 
     from imdb_sentiment.components.served_model_gate import newest_version
-    from . import run_summary
-    from .pipeline import component_ids, create_pipeline
+    from imdb_sentiment.reporting import run_summary
+    from imdb_sentiment.pipeline.pipeline import component_ids, create_pipeline
 
     layout = HomeLayout(home)
     from imdb_sentiment.components.spans import select_spans
