@@ -105,11 +105,6 @@ def _number(value: Any) -> str:
     return str(value)
 
 
-#: What each split is for, shown beside its numbers (docs/evaluation-protocol.md).
-SPLIT_ROLES = {"eval": "eval (gates, chose the epoch)", "report": "report (decides nothing)",
-               "test": "test (decides nothing)"}
-
-
 def _with_interval(entry: Optional[Dict[str, Any]], signed: bool = False) -> str:
     if not entry or entry.get("value") is None:
         return "-"
@@ -126,9 +121,12 @@ def accuracy_table(record: Dict[str, Any]) -> List[str]:
     if not accuracy:
         return []
     rows = [("accuracy [95% interval]", "reviews", "BiLSTM", "linear baseline", "BiLSTM - baseline")]
+    from imdb_sentiment.components.evaluation_results import SPLIT_ROLES
+
     for split in sorted(accuracy, key=lambda s: list(SPLIT_ROLES).index(s) if s in SPLIT_ROLES else 9):
         by_role = accuracy[split]
-        rows.append((SPLIT_ROLES.get(split, split), _number(by_role.get("reviews") or 0),
+        role = f"{split} ({SPLIT_ROLES[split]})" if split in SPLIT_ROLES else split
+        rows.append((role, _number(by_role.get("reviews") or 0),
                      _with_interval(by_role.get("candidate")),
                      _with_interval(by_role.get("linear_baseline")),
                      _with_interval(by_role.get("difference"), True)))

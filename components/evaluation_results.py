@@ -11,6 +11,11 @@ from typing import Any, Dict, List, Optional
 
 from . import paired_accuracy
 
+#: What each split is for (docs/evaluation-protocol.md): the one table the CLI, the run
+#: report and the model card all print.
+SPLIT_ROLES = {"eval": "chose the epoch and gates the push", "report": "decides nothing",
+               "test": "the archive's official test split; decides nothing"}
+
 #: The paired difference's values, as the Evaluator stores them (diff keys).
 PAIRED_VALUES = (paired_accuracy.NAME, paired_accuracy.LOWER, paired_accuracy.UPPER,
                  paired_accuracy.ONLY_CANDIDATE, paired_accuracy.ONLY_BASELINE)

@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional
 import tensorflow as tf
 
 from imdb_sentiment.trainer import features
-from .evaluation_results import margin_sentence, one_class
+from .evaluation_results import SPLIT_ROLES, margin_sentence, one_class
 
 LINEAGE_FILE = "lineage.json"
 CARD_FILE = "model_card.json"
@@ -48,9 +48,6 @@ TRAINING_FILE = features.TRAINING_HISTORY_FILE
 SCHEMA_VERSION = "0.0.2"
 #: Set in a container image, which has no .git, to the commit it was built from.
 COMMIT_ENV = "IMDB_SOURCE_COMMIT"
-#: What each split is for (docs/evaluation-protocol.md).
-SPLIT_ROLES = {"eval": "chose the epoch and gates the push", "report": "decides nothing",
-               "test": "the archive's official test split; decides nothing"}
 LIBRARIES = ("imdb-sentiment", "tfx", "tensorflow", "tensorflow-transform",
              "tensorflow-model-analysis", "tensorflow-data-validation", "apache-beam")
 

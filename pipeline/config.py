@@ -74,22 +74,26 @@ class IngestionConfig:
 
     #: Share of `train/` (by hash of the movie) that becomes the `eval` split:
     #: early stopping, the choice between variants and the blessing gates.
-    eval_percent: int = 10
+    #: The split's defaults are `SplitRule`'s own (components/imdb_data.py).
+    eval_percent: int = SplitRule.eval_percent
     #: Share of `train/` that becomes the `report` split: the accuracy the
     #: project states. No decision, automatic or human, reads it.
-    report_percent: int = 10
+    report_percent: int = SplitRule.report_percent
     #: Keep each movie's reviews in one split, as the official split does
     #: (falls back to single reviews when the archive has no urls files).
-    group_by_movie: bool = True
+    group_by_movie: bool = SplitRule.group_by_movie
     #: Share of all reviews kept (by an independent hash): 100 keeps all.
     sample_percent: int = 100
     #: Salt for the hashes; changing it gives a different but still stable split.
-    split_salt: str = "imdb-v1"
+    split_salt: str = SplitRule.salt
     #: A review file larger than this is skipped unread and counted per split
     #: (0: no limit). IMDB's largest review is about 14 KB; a review of
     #: megabytes is not a review, and it would cost gigabytes downstream.
     #: Skipped reviews count toward the skip limit (docs/data-policy.md).
     max_review_bytes: int = 1_000_000
+    #: Ingestion fails when more than this share of the review files it saw
+    #: could not be used (undecodable, misnamed, oversized; docs/data-policy.md).
+    max_skip_fraction: float = 0.01
     #: With a `{SPAN}` pattern as the data location: how many of the newest
     #: spans a run reads (1: the newest only). Reviews are split by movie
     #: across spans, so a movie keeps its split as spans arrive.
@@ -103,6 +107,8 @@ class IngestionConfig:
             raise ValueError(f"sample_percent must be in (0, 100], got {self.sample_percent}")
         if self.max_review_bytes < 0:
             raise ValueError(f"max_review_bytes must be >= 0, got {self.max_review_bytes}")
+        if not 0 <= self.max_skip_fraction <= 1:
+            raise ValueError(f"max_skip_fraction must be in [0, 1], got {self.max_skip_fraction}")
 
     def split_rule(self) -> SplitRule:
         return SplitRule(eval_percent=self.eval_percent, report_percent=self.report_percent,

@@ -162,7 +162,8 @@ def create_pipeline(
         sample_percent=config.ingestion.sample_percent,
         require_test=TEST_SPLIT in evaluated_splits(config),
         selection=span_resolver.outputs["selection"].future()[0].value, unlabelled=distilling,
-        max_review_bytes=config.ingestion.max_review_bytes)
+        max_review_bytes=config.ingestion.max_review_bytes,
+        max_skip_fraction=config.ingestion.max_skip_fraction)
     examples = example_gen.outputs["examples"]
 
     # The unlabelled reviews are the teacher's alone: no statistic, check or

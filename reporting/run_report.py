@@ -20,8 +20,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from imdb_sentiment.components.evaluation_results import one_class, split_of, wilson_interval
-from imdb_sentiment.components.model_card import SPLIT_ROLES
+from imdb_sentiment.components.evaluation_results import (SPLIT_ROLES, one_class, split_of,
+                                                          wilson_interval)
 from imdb_sentiment.pipeline.config import HomeLayout, PipelineConfig
 from imdb_sentiment.trainer import features
 from .run_summary import data_notes

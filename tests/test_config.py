@@ -22,6 +22,7 @@ from imdb_sentiment.trainer.hparams import BaselineConfig, TrainerConfig
     (lambda: config_lib.IngestionConfig(eval_percent=60, report_percent=50), "report_percent"),
     (lambda: config_lib.IngestionConfig(sample_percent=0), "sample_percent"),
     (lambda: config_lib.EvaluationConfig(accuracy_lower_bound=1.2), "accuracy_lower_bound"),
+    (lambda: config_lib.IngestionConfig(max_skip_fraction=1.5), "max_skip_fraction"),
 ])
 def test_a_bad_value_fails_when_the_config_is_built(build, message):
     with pytest.raises(ValueError, match=message):
@@ -71,10 +72,12 @@ def test_a_file_reached_only_through_imports_changes_the_baselines_cache_key(mon
 
 
 def test_the_default_split_rule_is_the_ingestion_default():
-    """text_profile (components/) uses SplitRule() itself: it must be the pipeline's split."""
+    """text_profile (components/) uses SplitRule() itself: the config takes its
+    defaults from there, and an override still reaches the rule."""
     from imdb_sentiment.components.imdb_data import SplitRule
 
     assert config_lib.IngestionConfig().split_rule() == SplitRule()
+    assert config_lib.IngestionConfig(eval_percent=20).split_rule() == SplitRule(eval_percent=20)
 
 
 def test_set_overrides_are_typed_by_the_field_and_refuse_what_they_cannot_read():

@@ -106,7 +106,7 @@ def test_every_component_completed_and_the_summary_says_so(first_run):
     assert record["metrics"]["eval"]["overall"]["example_count"] != record["metrics"]["report"][
         "overall"]["example_count"]  # not one mixed evaluation
     assert "report (decides nothing)" in result.stdout  # the summary table names each split's role
-    assert "test (decides nothing)" in result.stdout  # auto: the archive has test/
+    assert "test (the archive's official test split; decides nothing)" in result.stdout  # auto: test/
     assert record["config"]["evaluation"]["test_split"] == "on"
     assert record["baseline_training"]["best_epoch"]["val_accuracy"] > 0.6  # n-grams learn fast
     assert record["ingestion"]["grouped_by"] == "movie"
