@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Union
 
 import pytest
 
@@ -23,6 +25,18 @@ POSITIVE = ["A brilliant, moving film.<br /><br />Loved every minute!",
 NEGATIVE = ["The worst film ever. A complete waste of time.",
             "Boring, dull and badly acted.<br />Avoid it.",
             "Terrible plot, awful dialogue; I walked out."]
+
+
+def cli_command(*args: str) -> List[str]:
+    """`imdb-pipeline ARGS` as a user runs it, in this interpreter: the one way tests start the CLI."""
+    return [sys.executable, "-m", "imdb_sentiment.cli", *args]
+
+
+def run_cli(*args: str, timeout: float = 600, stdin: Union[bytes, str, None] = None,
+            text: bool = True) -> subprocess.CompletedProcess:
+    """Runs `imdb-pipeline ARGS` to the end, capturing what it prints."""
+    return subprocess.run(cli_command(*args), input=stdin, capture_output=True, text=text,
+                          timeout=timeout)
 
 
 def movie_url(movie: int) -> str:

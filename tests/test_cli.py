@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-import sys
+
+from conftest import run_cli
 
 import pytest
 
 
 def _cli(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "imdb_sentiment.cli", *args],
-                          input=stdin, capture_output=True, timeout=300)
+    return run_cli(*args, stdin=stdin, text=False, timeout=300)
 
 
 @pytest.mark.slow

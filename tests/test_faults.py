@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
 from imdb_sentiment.components import atomic_pusher, data_gate, text_profile
 from imdb_sentiment.local.runner import RunLockedError, home_lock
-from conftest import make_members, write_archive
-
-
-def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "imdb_sentiment.cli", *args],
-                          capture_output=True, text=True, timeout=timeout)
+from conftest import make_members, run_cli, write_archive
 
 
 @pytest.mark.parametrize("case", ["truncated", "missing"])

@@ -18,7 +18,7 @@ import pytest
 
 from imdb_sentiment.components import atomic_pusher
 from imdb_sentiment.local import runner as local_runner
-from conftest import make_members, write_archive
+from conftest import make_members, run_cli, write_archive
 
 
 def _mount(*args: str) -> None:
@@ -83,9 +83,7 @@ def test_environment_problems_are_named_and_other_errors_are_not(tmp_path):
 
 
 def _run_cli(home: Path, archive: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "imdb_sentiment.cli", "run",
-                           "--profile", "smoke", "--data", str(archive), "--home", str(home)],
-                          capture_output=True, text=True, timeout=600)
+    return run_cli("run", "--profile", "smoke", "--data", str(archive), "--home", str(home))
 
 
 @pytest.mark.slow

@@ -28,6 +28,7 @@ import tensorflow as tf
 from imdb_sentiment.reporting import serving_client
 from imdb_sentiment.pipeline.config import profile_config
 from conftest import real_data_path
+from conftest import run_cli as run_imdb_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -53,10 +54,9 @@ def archive_with_test_split(source: Path, out: Path) -> Path:
 
 def run_cli(home: Path, *extra: str) -> subprocess.CompletedProcess:
     """A smoke run that distils through the unlabelled reviews, when the archive has them."""
-    command = [sys.executable, "-m", "imdb_sentiment.cli", "run", "--profile", "smoke",
-               "--data", str(_data["archive"]), "--home", str(home),
-               "--set", "trainer.distill_epochs=1", "--set", "trainer.epochs=2", *extra]
-    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    return run_imdb_pipeline("run", "--profile", "smoke", "--data", str(_data["archive"]),
+                            "--home", str(home), "--set", "trainer.distill_epochs=1",
+                            "--set", "trainer.epochs=2", *extra, timeout=1800)
 
 
 def source_archive() -> Path:
@@ -254,9 +254,8 @@ def test_pushed_model_leads_back_to_its_data_code_and_config_on_its_own(first_ru
     card = json.loads((extra / "model_card.json").read_text())
     assert card["schema_version"] == model_card.SCHEMA_VERSION
     assert "<table>" in (extra / "model_card.html").read_text()
-    described = subprocess.run([sys.executable, "-m", "imdb_sentiment.cli", "describe",
-                                "--model", str(Path(record["pushed_model"]).parent)],
-                               capture_output=True, text=True, timeout=300)
+    described = run_imdb_pipeline("describe", "--model", str(Path(record["pushed_model"]).parent),
+                                 timeout=300)
     assert described.returncode == 0, described.stderr
     assert lineage["data"]["sha256"] in described.stdout and "accuracy on eval" in described.stdout
 

@@ -12,13 +12,11 @@ the DirectRunner. Not run here: Flink, Spark or Dataflow themselves
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import make_members, write_archive
+from conftest import make_members, run_cli, write_archive
 
 pytestmark = pytest.mark.slow
 
@@ -28,14 +26,13 @@ PORTABLE_ARGS = ["--runner=PortableRunner", "--job_endpoint=embed", "--environme
 def test_every_beam_component_runs_on_the_portable_runner(tmp_path):
     archive = write_archive(tmp_path / "aclImdb.tar.gz", make_members(count=60, reviews_per_movie=1))
     home = tmp_path / "home"
-    command = [sys.executable, "-m", "imdb_sentiment.cli", "run", "--profile", "smoke",
-               "--data", str(archive), "--home", str(home),
-               "--set", "ingestion.sample_percent=100",
-               # Six fixture sentences are no IMDB text: the text checks would (rightly) stop it.
-               "--set", "validation.reference_profile=", "--set", "validation.max_length_drift=1",
-               "--set", "validation.max_vocabulary_drift=1", "--set", "validation.max_empty_fraction=1",
-               *[f"--beam-arg={arg}" for arg in PORTABLE_ARGS]]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    result = run_cli(
+        "run", "--profile", "smoke", "--data", str(archive), "--home", str(home),
+        "--set", "ingestion.sample_percent=100",
+        # Six fixture sentences are no IMDB text: the text checks would (rightly) stop it.
+        "--set", "validation.reference_profile=", "--set", "validation.max_length_drift=1",
+        "--set", "validation.max_vocabulary_drift=1", "--set", "validation.max_empty_fraction=1",
+        *[f"--beam-arg={arg}" for arg in PORTABLE_ARGS], timeout=1800)
     assert result.returncode == 0, result.stdout + result.stderr
     record = json.loads((home / "last_run.json").read_text())
     statuses = {c["component"]: c["status"] for c in record["components"]}

@@ -18,20 +18,19 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import real_data_path
+from conftest import cli_command, real_data_path
 
 pytestmark = pytest.mark.slow
 
 
 def command(home: Path) -> list:
-    return [sys.executable, "-m", "imdb_sentiment.cli", "run", "--profile", "smoke",
-            "--data", str(real_data_path()), "--home", str(home)]
+    return cli_command("run", "--profile", "smoke", "--data", str(real_data_path()),
+                       "--home", str(home))
 
 
 def executor_started(home: Path, component: str) -> bool:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import run_cli
 from imdb_sentiment.reporting import run_report
 
 
@@ -134,8 +133,7 @@ def test_rating_buckets_are_named_by_the_whole_ratings_they_hold():
 
 @pytest.mark.slow
 def test_report_command_names_a_home_without_a_run(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "imdb_sentiment.cli", "report",
-                             "--home", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    result = run_cli("report", "--home", str(tmp_path), timeout=300)
     assert result.returncode == 2, result.stderr
     assert "no last_run.json" in result.stderr and "Traceback" not in result.stderr
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from conftest import real_data_path, write_span_archives
+from conftest import real_data_path, run_cli, write_span_archives
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +27,8 @@ MOVIES_PER_SPAN = 200
 
 
 def run(home: Path, data: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "imdb_sentiment.cli", "run", "--profile", "smoke",
-               "--data", data, "--home", str(home), "--set", "ingestion.sample_percent=100"]
-    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    return run_cli("run", "--profile", "smoke", "--data", data, "--home", str(home),
+                   "--set", "ingestion.sample_percent=100", timeout=1800)
 
 
 def cut_to_ten_words(archive: Path) -> None:
