@@ -185,9 +185,9 @@ def _print_summary(record: Dict[str, Any], terminal) -> None:
 def command_run(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from imdb_sentiment.components.spans import SpanError, select_spans
-    from imdb_sentiment.local.runner import (RunLockedError, check_free_space, configure_cpu_threads,
-                               environment_problem, home_lock, output_to_log, prepared_config,
-                               run_pipeline, unchanged_since_last_run)
+    from imdb_sentiment.local.runner import (
+        RunLockedError, check_free_space, configure_cpu_threads, environment_problem, home_lock,
+        output_to_log, prepared_config, run_pipeline, unchanged_since_last_run)
 
     try:
         config = build_config(args)

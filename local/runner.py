@@ -313,12 +313,6 @@ def machine_description() -> Dict[str, Any]:
             "gpus": [gpu.name for gpu in tf.config.list_physical_devices("GPU")]}
 
 
-def sqlite_connection_config(path: Path):
-    from tfx import v1 as tfx
-
-    return tfx.orchestration.metadata.sqlite_metadata_connection_config(str(path))
-
-
 def build_run_record(reader: Any, config: PipelineConfig, *, started_ms: int, seconds: float,
                      error: Optional[BaseException], log_path: Path, running_node: Optional[str],
                      component_seconds: Dict[str, float],
@@ -417,7 +411,8 @@ def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
 
     selection = selection or select_spans(config.data, config.ingestion.span_window)
     config = prepared_config(config, home, selection)
-    connection = sqlite_connection_config(layout.metadata_path)
+    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        str(layout.metadata_path))
     served = newest_version(config.model_serving_dir)
     pipeline = create_pipeline(
         config, data_fingerprint=selection.fingerprint,
