@@ -28,22 +28,15 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from . import model_card
+from . import model_card, serving_layout
 from .model_card import ASSETS_EXTRA, CARD_DIR
 
 STAGING_PREFIX = ".staging-"
 
 
-def existing_versions(base_directory: str) -> List[int]:
-    if not fileio.exists(base_directory):
-        return []
-    return sorted(int(name.rstrip("/")) for name in fileio.listdir(base_directory)
-                  if name.rstrip("/").isdigit())
-
-
 def next_version(base_directory: str) -> int:
     """Unix time, or one more than the newest version if that is not later."""
-    versions = existing_versions(base_directory)
+    versions = serving_layout.versions(base_directory)
     return max(int(time.time()), versions[-1] + 1 if versions else 0)
 
 

@@ -35,7 +35,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils
 
-from . import span_drift, text_profile
+from . import example_files, span_drift, text_profile
 from .text_profile import TextLimits
 from .imdb_data import DataError
 
@@ -72,22 +72,10 @@ def label_range(statistics_uri: str, split: str, label: str) -> tuple:
     return None, None
 
 
-def split_examples(examples_uri: str, split: str) -> List[Any]:
-    """Every tf.train.Example of a split of an Examples artifact (gzipped TFRecords)."""
-    import tensorflow as tf  # heavy; only the executor needs it
-
-    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
-    return [tf.train.Example.FromString(record) for record in
-            tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator()]
-
-
 def split_texts(examples_uri: str, split: str, feature: str) -> List[str]:
     """Every review text of a split of an Examples artifact."""
-    texts = []
-    for example in split_examples(examples_uri, split):
-        values = example.features.feature[feature].bytes_list.value
-        texts.append(values[0].decode("utf-8", errors="replace") if values else "")
-    return texts
+    return [example_files.text_of(example, feature)
+            for example in example_files.split_examples(examples_uri, split)]
 
 
 def drift_problems(what: str, against: str, base: text_profile.TextProfile,

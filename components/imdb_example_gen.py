@@ -24,23 +24,18 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from imdb_sentiment.trainer import features
-from . import imdb_data, span_drift, spans
+from . import example_files, imdb_data, span_drift, spans, text_profile
 
 #: Name of the JSON report written next to the splits.
 REPORT_FILE = "ingestion_report.json"
 SHARDS = {"train": 4, "eval": 1, "report": 1, "test": 2, imdb_data.UNSUP_SPLIT: 4}
 
 
-def word_count(text: str) -> int:
-    """Whitespace-separated words of the raw review (what a reader would count)."""
-    return len(text.split())
-
-
 def length_boundaries(reviews: Sequence[imdb_data.Review], quantiles: int = 4) -> List[int]:
     """Upper word counts of the first `quantiles - 1` length classes: the
     quantiles of `reviews`' word counts (the train split's, so that every
     split is cut at the same lengths)."""
-    counts = sorted(word_count(r.text) for r in reviews)
+    counts = sorted(text_profile.word_count(r.text) for r in reviews)
     if not counts:
         return []
     return sorted({counts[min(len(counts) - 1, len(counts) * q // quantiles)] for q in range(1, quantiles)})
@@ -75,7 +70,7 @@ def review_to_example(review: imdb_data.Review, split: str,
         features.RATING: _int(review.rating),
         features.REVIEW_ID: _bytes(review.review_id),
         features.DATA_SPLIT: _bytes(split),
-        features.LENGTH_BUCKET: _bytes(length_bucket(word_count(review.text), boundaries)),
+        features.LENGTH_BUCKET: _bytes(length_bucket(text_profile.word_count(review.text), boundaries)),
     }
     if review.labelled:  # an unlabelled review has no label feature, rather than a false one
         feature[features.LABEL] = _int(review.label)
@@ -100,19 +95,10 @@ def write_split_files(output_uri: str, splits: Dict[str, List[imdb_data.Review]]
                       shards: Dict[str, int], boundaries: Sequence[int] = ()) -> Dict[str, Dict[str, int]]:
     """Writes `Split-<name>/data_tfrecord-*.gz`; returns review counts per split."""
     counts: Dict[str, Dict[str, int]] = {}
-    options = tf.io.TFRecordOptions(compression_type="GZIP")
     for split, records in sorted(splits.items()):
-        split_dir = os.path.join(output_uri, f"Split-{split}")
-        tf.io.gfile.makedirs(split_dir)
-        count = shards.get(split, 1)
-        writers = [tf.io.TFRecordWriter(
-            os.path.join(split_dir, f"data_tfrecord-{i:05d}-of-{count:05d}.gz"), options)
-            for i in range(count)]
-        for index, review in enumerate(records):
-            writers[index % count].write(
-                review_to_example(review, split, boundaries).SerializeToString(deterministic=True))
-        for writer in writers:
-            writer.close()
+        example_files.write_split(output_uri, split, (
+            review_to_example(review, split, boundaries).SerializeToString(deterministic=True)
+            for review in records), shards.get(split, 1))
         counts[split] = {"reviews": len(records),
                          "movies": len({r.movie_id for r in records if r.movie_id})}
         if split != imdb_data.UNSUP_SPLIT:

@@ -20,7 +20,6 @@ on the Evaluator's thresholds alone.
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
@@ -31,13 +30,12 @@ import tensorflow as tf
 from tfx import types
 from tfx.components.util import model_utils
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
-from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, path_utils
 
 from imdb_sentiment.trainer import features
-from . import model_card
+from . import example_files, model_card, serving_layout
 from .evaluation_results import evaluation_metrics
 from .imdb_example_gen import REPORT_FILE
 from .model_card import CARD_DIR
@@ -45,20 +43,9 @@ from .model_card import CARD_DIR
 BATCH = 256
 
 
-def newest_version(base_directory: str) -> Optional[str]:
-    """`<base>/<largest all-digit name>`, the version TF Serving serves, or None."""
-    if not base_directory or not fileio.exists(base_directory):
-        return None
-    versions = [name.rstrip("/") for name in fileio.listdir(base_directory)]
-    versions = sorted((int(v) for v in versions if v.isdigit()), reverse=True)
-    return os.path.join(base_directory, str(versions[0])) if versions else None
-
-
 def read_split(examples: types.Artifact, split: str) -> Tuple[List[bytes], np.ndarray]:
     """Serialized tf.Examples of a split and their labels."""
-    uri = artifact_utils.get_split_uri([examples], split)
-    files = sorted(glob.glob(os.path.join(uri, "*"))) or fileio.glob(os.path.join(uri, "*"))
-    records = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    records = example_files.split_records(examples.uri, split)
     labels = np.array([tf.train.Example.FromString(r).features.feature[features.LABEL]
                        .int64_list.value[0] for r in records])
     return records, labels
@@ -98,7 +85,7 @@ class Executor(base_executor.BaseExecutor):
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
         serving_dir, split = exec_properties["serving_dir"], exec_properties["split"]
         evaluator_blessed = model_utils.is_model_blessed(upstream)
-        served_dir = newest_version(serving_dir)
+        served_dir = serving_layout.newest_version(serving_dir)
         candidate_accuracy = served_accuracy = None
         if evaluator_blessed and served_dir is not None:
             records, labels = read_split(examples, split)

@@ -39,8 +39,8 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from imdb_sentiment.trainer import features
 from imdb_sentiment.trainer.teacher import NbLrTeacher, TeacherConfig
-from . import imdb_data
-from .data_gate import split_examples
+from . import example_files, imdb_data
+from .example_files import split_examples
 
 #: The custom property with what the teacher did (read by the run summary).
 REPORT_PROPERTY = "teacher_report"
@@ -52,7 +52,7 @@ def _texts_and_labels(examples_uri: str, split: str):
     texts, labels = [], []
     for example in split_examples(examples_uri, split):
         feature = example.features.feature
-        texts.append(feature[features.TEXT].bytes_list.value[0].decode("utf-8", errors="replace"))
+        texts.append(example_files.text_of(example, features.TEXT))
         labels.append(feature[features.LABEL].int64_list.value[0]
                       if feature[features.LABEL].int64_list.value else imdb_data.UNLABELLED)
     return texts, labels
@@ -129,17 +129,13 @@ def label_unlabelled(examples: types.Artifact, transform_graph_uri: str, output_
         probabilities = np.concatenate([first_half.result(), second_half]).astype(np.float32)
     eval_probabilities, ngrams = probabilities_of(teacher, eval_texts), teacher.ngram_count
     eval_right = (eval_probabilities >= 0.5) == (np.array(eval_labels) == 1)
-    options = tf.io.TFRecordOptions(compression_type="GZIP")
-    writers = [tf.io.TFRecordWriter(os.path.join(
-        split_dir, f"data_tfrecord-{i:05d}-of-{SHARDS:05d}.gz"), options) for i in range(SHARDS)]
-    for index, (ids, probability) in enumerate(zip(token_ids, probabilities)):
-        example = tf.train.Example(features=tf.train.Features(feature={
+    example_files.write_split(output_uri, imdb_data.UNSUP_SPLIT, (
+        tf.train.Example(features=tf.train.Features(feature={
             features.TOKEN_IDS: tf.train.Feature(int64_list=tf.train.Int64List(value=ids)),
             features.TEACHER_PROBABILITY: tf.train.Feature(
-                float_list=tf.train.FloatList(value=[probability]))}))
-        writers[index % SHARDS].write(example.SerializeToString(deterministic=True))
-    for writer in writers:
-        writer.close()
+                float_list=tf.train.FloatList(value=[probability]))})).SerializeToString(
+                    deterministic=True)
+        for ids, probability in zip(token_ids, probabilities)), SHARDS)
     report.update(
         unlabelled_reviews=len(unsup_texts), train_reviews=len(texts), ngrams=ngrams,
         eval_accuracy=round(float(np.mean(eval_right)), 4), eval_reviews=len(eval_texts),

@@ -38,8 +38,19 @@ _WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
 
 def words(text: str) -> List[str]:
-    """Lower-cased words of a review, HTML line breaks removed."""
+    """Lower-cased words of a review, HTML line breaks removed.
+
+    The one definition of a word as a reader counts it, used by the drift
+    checks and the length slices. The model's tokens
+    (`trainer/preprocessing.tokenize`) differ on purpose: punctuation is a
+    token there, and the text is cut to the model's length.
+    """
     return _WORD_RE.findall(_BREAK_RE.sub(" ", text).lower())
+
+
+def word_count(text: str) -> int:
+    """len(words(text)), without lower-casing."""
+    return len(_WORD_RE.findall(_BREAK_RE.sub(" ", text)))
 
 
 def length_bin(count: int) -> int:

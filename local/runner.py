@@ -402,7 +402,7 @@ def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
     # Imported here so that `imdb-pipeline --help` stays fast.
     from tfx import v1 as tfx
 
-    from imdb_sentiment.components.served_model_gate import newest_version
+    from imdb_sentiment.components.serving_layout import newest_version
     from imdb_sentiment.reporting import run_summary
     from imdb_sentiment.pipeline.pipeline import component_ids, create_pipeline
 

@@ -523,13 +523,13 @@ def timings_section(outputs: RunOutputs, out_dir: Path) -> str:
 
 def read_split_reviews(examples_uri: str, split: str) -> List[Dict[str, Any]]:
     """The raw reviews of one split, as ImdbExampleGen wrote them."""
-    from imdb_sentiment.components.data_gate import split_examples
+    from imdb_sentiment.components.example_files import split_examples, text_of
 
     reviews = []
     for example in split_examples(examples_uri, split):
         feature = example.features.feature
         reviews.append({
-            "text": feature[features.TEXT].bytes_list.value[0].decode("utf-8", "replace"),
+            "text": text_of(example, features.TEXT),
             "label": int(feature[features.LABEL].int64_list.value[0]),
             "rating": (int(feature[features.RATING].int64_list.value[0])
                        if features.RATING in feature else None),

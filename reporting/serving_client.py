@@ -12,6 +12,7 @@ from typing import List, Sequence, Tuple
 
 import tensorflow as tf
 
+from imdb_sentiment.components import serving_layout
 from imdb_sentiment.trainer import features
 
 
@@ -31,15 +32,16 @@ class Explanation:
 
 
 def resolve_model_dir(path: str) -> Path:
-    """A SavedModel dir, or the newest numbered version under a serving dir."""
+    """A SavedModel dir, or the version TF Serving would serve from a base dir."""
     root = Path(path).expanduser()
     if (root / "saved_model.pb").exists():
         return root
-    versions = sorted((p for p in root.glob("*") if p.name.isdigit() and (p / "saved_model.pb").exists()),
-                      key=lambda p: int(p.name)) if root.is_dir() else []
-    if versions:
-        return versions[-1]
-    raise FileNotFoundError(f"{path}: no saved_model.pb there or in a numbered version below it")
+    newest = serving_layout.newest_version(str(root)) if root.is_dir() else None
+    if newest and (Path(newest) / "saved_model.pb").exists():
+        return Path(newest)
+    where = f"; its newest version {newest} has none" if newest else ""
+    raise FileNotFoundError(f"{path}: no saved_model.pb there or in a numbered version "
+                            f"below it{where}")
 
 
 def load(path: str):

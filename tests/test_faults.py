@@ -99,6 +99,8 @@ def test_jensen_shannon_is_zero_for_equal_one_for_disjoint_and_symmetric():
     p, q = [0.1, 0.6, 0.3], [0.3, 0.3, 0.4]
     assert text_profile.jensen_shannon(p, q) == pytest.approx(text_profile.jensen_shannon(q, p))
     assert text_profile.words("It's GREAT.<br />Truly") == ["it's", "great", "truly"]
+    for text in ("It's GREAT.<br />Truly", "<br /><br /> -- ", "naïve café, 素晴らしい"):
+        assert text_profile.word_count(text) == len(text_profile.words(text))
 
 
 def test_text_checks_pass_same_distribution_and_name_each_shift():

@@ -14,9 +14,10 @@ import pytest
 import tensorflow as tf
 from tfx.types import standard_artifacts
 
-from imdb_sentiment.components import served_model_gate
+from imdb_sentiment.components import served_model_gate, serving_layout
 from imdb_sentiment.components.imdb_example_gen import review_to_example
 from imdb_sentiment.components.imdb_data import Review
+from imdb_sentiment.reporting import serving_client
 
 POSITIVE_WORD = "good"
 
@@ -129,7 +130,20 @@ def test_decision_rule(evaluator, candidate, served, drop, blessed):
 
 
 def test_newest_version_is_the_largest_number(tmp_path):
-    assert served_model_gate.newest_version(str(tmp_path / "missing")) is None
+    assert serving_layout.newest_version(str(tmp_path / "missing")) is None
     for name in ("9", "10", ".staging-11", "notes"):
         (tmp_path / name).mkdir()
-    assert served_model_gate.newest_version(str(tmp_path)) == str(tmp_path / "10")
+    assert serving_layout.versions(str(tmp_path)) == [9, 10]
+    assert serving_layout.newest_version(str(tmp_path)) == str(tmp_path / "10")
+
+
+def test_the_cli_loads_the_version_tf_serving_would_serve(tmp_path):
+    for name in ("9", "10"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "saved_model.pb").write_bytes(b"")
+    (tmp_path / ".staging-11").mkdir()
+    assert serving_client.resolve_model_dir(str(tmp_path)) == tmp_path / "10"
+    assert serving_client.resolve_model_dir(str(tmp_path / "9")) == tmp_path / "9"
+    (tmp_path / "12").mkdir()  # newest, but not a SavedModel: said, not skipped
+    with pytest.raises(FileNotFoundError, match="newest version .*12 has none"):
+        serving_client.resolve_model_dir(str(tmp_path))
