@@ -281,8 +281,6 @@ class ImdbExampleGen(base_component.BaseComponent):
                  sample_percent: int = 100, max_skip_fraction: float = 0.01,
                  selection: Any = None, require_test: bool = False,
                  unlabelled: bool = False, max_review_bytes: int = 0):
-        if not 0 < sample_percent <= 100:
-            raise ValueError(f"sample_percent must be in (0, 100], got {sample_percent}")
         spec = ImdbExampleGenSpec(
             data=data, cache_dir=cache_dir, eval_percent=rule.eval_percent,
             report_percent=rule.report_percent, group_by_movie=int(rule.group_by_movie),

@@ -176,8 +176,6 @@ class ServedModelGate(base_component.BaseComponent):
                  split: str = "eval", max_accuracy_drop: float = 0.01, served_version: str = "",
                  pipeline_config: str = "{}", model_name: str = "imdb_sentiment",
                  run_id: str = ""):
-        if not 0 <= max_accuracy_drop <= 1:
-            raise ValueError(f"max_accuracy_drop must be in [0, 1], got {max_accuracy_drop}")
         super().__init__(spec=ServedModelGateSpec(
             model=model, evaluator_blessing=evaluator_blessing, examples=examples,
             evaluation=evaluation, serving_dir=serving_dir, split=split,
