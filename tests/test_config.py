@@ -54,7 +54,8 @@ def test_cache_keys_cover_each_executors_import_closure_and_nothing_above_it():
     # The imports the hand-kept list missed (the stale BaselineTrainer of issue 27).
     assert {"trainer/datasets.py", "trainer/warmup.py", "trainer/__init__.py"} <= names["baseline"]
     assert "trainer/model.py" not in names["transform"]
-    assert {"trainer/teacher.py", "components/example_files.py", "components/imdb_data.py"} <= names["teacher"]
+    assert {"trainer/teacher.py", "components/example_files.py",
+            "components/imdb_data.py"} <= names["teacher"]
     assert "components/data_gate.py" not in names["teacher"]
 
 

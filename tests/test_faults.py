@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
-from imdb_sentiment.components import atomic_pusher, data_gate, text_profile
+from imdb_sentiment.components import data_gate, text_profile
 from imdb_sentiment.local.runner import RunLockedError, home_lock
 from conftest import make_members, run_cli, write_archive
 
@@ -179,39 +179,6 @@ def test_path_scrubbing_keeps_names_unique_and_leaves_other_names_alone():
     assert first != second and b"/home/me" not in first + second and b"gs://" not in remote
     assert first.endswith(b"/tokens', shape=(), dtype=string)_-2_-1_load_1_2")
     assert _scrub_paths(b"plain_table_name") == b"plain_table_name"
-
-
-def _saved_model(path: Path) -> Path:
-    (path / "variables").mkdir(parents=True)
-    (path / "variables" / "variables.index").write_bytes(b"index")
-    (path / "saved_model.pb").write_bytes(b"graph")
-    return path
-
-
-def test_pushes_are_whole_and_versions_only_increase(tmp_path):
-    model = _saved_model(tmp_path / "model")
-    base = tmp_path / "serving" / "imdb_sentiment"
-    first = atomic_pusher.publish_model(str(model), str(base))
-    second = atomic_pusher.publish_model(str(model), str(base))  # same second: still newer
-    assert int(Path(second).name) == int(Path(first).name) + 1
-    assert sorted(p.name for p in base.iterdir()) == sorted([Path(first).name, Path(second).name])
-    assert (Path(second) / "saved_model.pb").read_bytes() == b"graph"
-
-
-def test_an_interrupted_push_leaves_no_loadable_version(tmp_path, monkeypatch):
-    model = _saved_model(tmp_path / "model")
-    base = tmp_path / "serving"
-
-    def crash(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(atomic_pusher.io_utils, "copy_file", crash)  # dies before saved_model.pb
-    with pytest.raises(OSError):
-        atomic_pusher.publish_model(str(model), str(base))
-    assert not [p for p in base.iterdir() if p.name.isdigit()]  # TF Serving sees nothing
-    monkeypatch.undo()
-    published = atomic_pusher.publish_model(str(model), str(base))  # the next push cleans up
-    assert [p.name for p in base.iterdir()] == [Path(published).name]
 
 
 @pytest.mark.slow

@@ -130,6 +130,16 @@ def _saved_model_dir(path: Path) -> Path:
     return path
 
 
+def test_pushes_are_whole_and_versions_only_increase(tmp_path):
+    model = _saved_model_dir(tmp_path / "model")
+    base = tmp_path / "serving" / "imdb_sentiment"
+    first = atomic_pusher.publish_model(str(model), str(base))
+    second = atomic_pusher.publish_model(str(model), str(base))  # same second: still newer
+    assert int(Path(second).name) == int(Path(first).name) + 1
+    assert sorted(p.name for p in base.iterdir()) == sorted([Path(first).name, Path(second).name])
+    assert (Path(second) / "saved_model.pb").read_bytes() == b"graph"
+
+
 def test_two_pushers_racing_get_two_whole_versions(tmp_path, monkeypatch):
     monkeypatch.setattr(atomic_pusher.time, "time", lambda: 1_800_000_000)  # same second
     models = [_saved_model_dir(tmp_path / f"model{i}") for i in range(2)]
@@ -156,13 +166,18 @@ def test_two_pushers_racing_get_two_whole_versions(tmp_path, monkeypatch):
     assert sorted(p.name for p in Path(base).iterdir()) == ["1800000000", "1800000001"]
 
 
-def test_a_failed_push_leaves_no_staging_and_a_dead_pushers_staging_is_removed(tmp_path):
+def test_a_failed_push_leaves_no_staging_and_a_dead_pushers_staging_is_removed(tmp_path, monkeypatch):
     base = tmp_path / "serving"
-    broken = tmp_path / "broken"
-    (broken / "variables").mkdir(parents=True)  # no saved_model.pb: the copy fails
-    with pytest.raises(Exception):
-        atomic_pusher.publish_model(str(broken), str(base))
-    assert list(base.iterdir()) == []
+    model = _saved_model_dir(tmp_path / "model")
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(atomic_pusher.io_utils, "copy_file", crash)  # dies mid-copy
+    with pytest.raises(OSError, match="disk full"):
+        atomic_pusher.publish_model(str(model), str(base))
+    assert list(base.iterdir()) == []  # no version for TF Serving, no staging left behind
+    monkeypatch.undo()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     now = time.time()
