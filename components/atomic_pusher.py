@@ -25,13 +25,18 @@ from tfx import types
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ChannelParameter
 from tfx.utils import io_utils, proto_utils
 
 from . import model_card, serving_layout
-from .model_card import ASSETS_EXTRA, CARD_DIR
+from .model_card import ASSETS_EXTRA
+from .model_card_generator import ModelCard
 
 STAGING_PREFIX = ".staging-"
+#: The Pusher's one input beyond TFX's own: the card staged into the version.
+MODEL_CARD_KEY = "model_card"
 
 
 def next_version(base_directory: str) -> int:
@@ -195,12 +200,33 @@ class AtomicPusherExecutor(pusher_executor.Executor):
         if destination_proto.WhichOneof("destination") != "filesystem":
             raise ValueError("AtomicPusherExecutor only pushes to a filesystem destination")
         model_path = self.GetModelPath(input_dict)
-        blessing = artifact_utils.get_single_instance(
-            input_dict[standard_component_specs.MODEL_BLESSING_KEY])
-        card_files = [path for name in model_card.CARD_FILES
-                      if fileio.exists(path := os.path.join(blessing.uri, CARD_DIR, name))]
+        cards = input_dict.get(MODEL_CARD_KEY) or []
+        card_files = [path for card in cards[:1] for name in model_card.CARD_FILES
+                      if fileio.exists(path := os.path.join(card.uri, name))]
         destination = publish_model(model_path, destination_proto.filesystem.base_directory,
                                     extra_files=card_files)
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=destination,
                          pushed_version=os.path.basename(destination))
+
+
+class AtomicPusherSpec(standard_component_specs.PusherSpec):
+    """TFX's Pusher spec plus the model card to put inside the version."""
+
+    INPUTS = {**standard_component_specs.PusherSpec.INPUTS,
+              MODEL_CARD_KEY: ChannelParameter(type=ModelCard, optional=True)}
+
+
+class AtomicPusher(base_component.BaseComponent):
+    """Pushes a blessed model, with its card, to a TF Serving base directory."""
+
+    SPEC_CLASS = AtomicPusherSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(AtomicPusherExecutor)
+
+    def __init__(self, model: types.BaseChannel, model_blessing: types.BaseChannel,
+                 base_directory: str, model_card: Optional[types.BaseChannel] = None):
+        super().__init__(spec=AtomicPusherSpec(
+            model=model, model_blessing=model_blessing, model_card=model_card,
+            push_destination=pusher_pb2.PushDestination(
+                filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=base_directory)),
+            pushed_model=types.Channel(type=standard_artifacts.PushedModel)))

@@ -15,9 +15,12 @@ checks what a schema cannot say about the text (see `text_profile`):
 - with data given as spans, the newest span is close to the one before it in
   label, rating, lengths and vocabulary (`span_drift`).
 
-The measured profiles and divergences are logged, pass or fail, and on a
-pass also written next to the result (`text_profile.json`, plus a
-`text_checks` custom property).
+The measured profiles and divergences are logged, pass or fail. On a pass
+the gate outputs the schema the data was checked against (a copy of its
+input schema, with the checks as a `text_checks` custom property), and
+Transform and the Trainers read that: what trains on the data depends on
+the gate through an artifact, which MLMD's lineage shows, not through an
+ordering edge.
 """
 
 from __future__ import annotations
@@ -41,7 +44,6 @@ from .imdb_data import DataError
 
 ANOMALIES_FILE = "SchemaDiff.pb"
 STATISTICS_FILE = "FeatureStats.pb"
-PROFILE_FILE = "text_profile.json"
 
 
 class DataValidationError(DataError):
@@ -156,7 +158,8 @@ class Executor(base_executor.BaseExecutor):
         statistics = artifact_utils.get_single_instance(input_dict["statistics"])
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         splits = artifact_utils.decode_split_names(anomalies.split_names)
-        result = artifact_utils.get_single_instance(output_dict["result"])
+        schema = artifact_utils.get_single_instance(input_dict["schema"])
+        result = artifact_utils.get_single_instance(output_dict["checked_schema"])
         profiles = {split: text_profile.TextProfile.from_texts(
             split_texts(examples.uri, split, exec_properties["text_feature"])) for split in splits}
         reference_json = exec_properties.get("reference_profile") or ""
@@ -182,11 +185,10 @@ class Executor(base_executor.BaseExecutor):
         except DataValidationError as error:
             report["error"] = str(error)
             raise
-        finally:  # on failure TFX removes the output directory: the log keeps the report
+        finally:  # pass or fail, the log keeps the whole report
             logging.info("DataGate text report: %s", json.dumps(report, ensure_ascii=False))
-            if report["passed"]:
-                io_utils.write_string_file(os.path.join(result.uri, PROFILE_FILE),
-                                           json.dumps(report, indent=1, ensure_ascii=False))
+        schema_file = io_utils.get_only_uri_in_dir(schema.uri)
+        io_utils.copy_file(schema_file, os.path.join(result.uri, os.path.basename(schema_file)))
         result.set_string_custom_property("text_checks", json.dumps(
             {**report["checks"], "oversized_skipped": report["oversized_skipped"]}))
         result.set_int_custom_property("passed", 1)
@@ -205,8 +207,10 @@ class DataGateSpec(types.ComponentSpec):
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies),
         "statistics": ChannelParameter(type=standard_artifacts.ExampleStatistics),
+        "schema": ChannelParameter(type=standard_artifacts.Schema),
     }
-    OUTPUTS = {"result": ChannelParameter(type=standard_artifacts.InfraBlessing)}
+    #: The input schema, output only when the data passed.
+    OUTPUTS = {"checked_schema": ChannelParameter(type=standard_artifacts.Schema)}
 
 
 class DataGate(base_component.BaseComponent):
@@ -216,10 +220,11 @@ class DataGate(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, examples: types.BaseChannel, anomalies: types.BaseChannel,
-                 statistics: types.BaseChannel, label: str, text_feature: str,
-                 limits: TextLimits, reference_profile: str = ""):
+                 statistics: types.BaseChannel, schema: types.BaseChannel, label: str,
+                 text_feature: str, limits: TextLimits, reference_profile: str = ""):
         super().__init__(spec=DataGateSpec(
-            examples=examples, anomalies=anomalies, statistics=statistics, label=label,
+            examples=examples, anomalies=anomalies, statistics=statistics, schema=schema,
+            label=label,
             text_feature=text_feature, reference_profile=reference_profile,
             limits=json.dumps(dataclasses.asdict(limits), sort_keys=True),
-            result=types.Channel(type=standard_artifacts.InfraBlessing)))
+            checked_schema=types.Channel(type=standard_artifacts.Schema)))

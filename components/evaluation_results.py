@@ -1,7 +1,7 @@
 """TFMA's results for both models, read back as plain dicts.
 
-Shared by the run summary (`reporting/run_summary.py`) and the model card that
-ServedModelGate writes (`components/model_card.py`).
+Shared by the run summary (`reporting/run_summary.py`), ServedModelGate (the
+candidate's accuracy) and the model card (`components/model_card.py`).
 """
 
 from __future__ import annotations

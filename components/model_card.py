@@ -1,9 +1,10 @@
 """The model card and lineage record that travel inside every pushed version.
 
 A pushed SavedModel alone does not say where it came from; MLMD does, but
-only on the machine that ran the pipeline. So ServedModelGate writes three
-files that the Pusher stages into the version's `assets.extra/` (which TF
-Serving ignores) before the version becomes visible:
+only on the machine that ran the pipeline. So ModelCardGenerator
+(`components/model_card_generator.py`) writes three files that the Pusher
+stages into the version's `assets.extra/` (which TF Serving ignores) before
+the version becomes visible:
 
 - `lineage.json`: machine-readable facts: the archive's SHA-256 and review
   counts per split, the git commit (and whether the tree was dirty), library
@@ -40,8 +41,6 @@ LINEAGE_FILE = "lineage.json"
 CARD_FILE = "model_card.json"
 HTML_FILE = "model_card.html"
 CARD_FILES = (LINEAGE_FILE, CARD_FILE, HTML_FILE)
-#: Where in its blessing artifact ServedModelGate leaves the card files for the Pusher.
-CARD_DIR = "model_card"
 ASSETS_EXTRA = features.ASSETS_EXTRA
 #: The trainer's record inside the model (trainer/train.py writes it).
 TRAINING_FILE = features.TRAINING_HISTORY_FILE
@@ -368,7 +367,7 @@ def describe(model_dir: str) -> List[str]:
         f"trained on: {', '.join(device.get('gpus') or []) or device.get('cpu')}; "
         f"best epoch {(training.get('best_epoch') or {}).get('epoch')} "
         f"of {len(training.get('epochs') or [])}",
-        f"run: {run.get('pipeline_run_id')} (MLMD gate execution {run.get('gate_execution_id')})",
+        f"run: {run.get('pipeline_run_id')} (MLMD card execution {run.get('card_execution_id')})",
     ]
     for split, entry in ((lineage.get("evaluation") or {}).get("accuracy") or {}).items():
         candidate, baseline = entry.get("candidate") or {}, entry.get("linear_baseline") or {}

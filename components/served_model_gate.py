@@ -10,12 +10,15 @@ gate takes the baseline from where it really lives: the newest version in the
 serving directory, the model that TF Serving is serving now. It works the
 same locally, on open-source KFP and on Vertex AI.
 
-The gate scores the candidate and the served model on the same split's raw
-tf.Examples through their `serving_default` signatures, and blesses the
-candidate when the Evaluator blessed it and its accuracy is at most
-`max_accuracy_drop` below the served model's. With no served model (the
+The candidate's accuracy on the gated split is the Evaluator's (TFMA's
+`binary_accuracy` at 0.5, read from its results); the served model is scored
+here on the same split's raw tf.Examples through its `serving_default`
+signature, the one TF Serving answers with, at the same threshold. The gate
+blesses the candidate when the Evaluator blessed it and its accuracy is at
+most `max_accuracy_drop` below the served model's. With no served model (the
 first run), or one that cannot be loaded or scored, it logs why and relies
-on the Evaluator's thresholds alone.
+on the Evaluator's thresholds alone. The gate does nothing else: the model
+card is ModelCardGenerator's (`components/model_card.py`).
 """
 
 from __future__ import annotations
@@ -32,13 +35,11 @@ from tfx.components.util import model_utils
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
-from tfx.utils import io_utils, path_utils
+from tfx.utils import io_utils
 
 from imdb_sentiment.trainer import features
-from . import example_files, model_card, serving_layout
+from . import example_files, serving_layout
 from .evaluation_results import evaluation_metrics
-from .imdb_example_gen import REPORT_FILE
-from .model_card import CARD_DIR
 
 BATCH = 256
 
@@ -75,6 +76,15 @@ def decide(evaluator_blessed: bool, candidate: Optional[float], served: Optional
                   f"(change {change:+.4f}, allowed drop {max_drop:.4f})")
 
 
+def evaluated_accuracy(evaluation_uri: str, split: str) -> float:
+    """The candidate's overall `binary_accuracy` on `split`, as the Evaluator computed it."""
+    overall = evaluation_metrics(evaluation_uri)["metrics"].get(split, {}).get("overall", {})
+    if overall.get("binary_accuracy") is None:
+        raise ValueError(f"the Evaluator's results under {evaluation_uri} have no "
+                         f"binary_accuracy for the {split} split")
+    return overall["binary_accuracy"]
+
+
 class Executor(base_executor.BaseExecutor):
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]],
@@ -82,6 +92,7 @@ class Executor(base_executor.BaseExecutor):
         upstream = artifact_utils.get_single_instance(input_dict["evaluator_blessing"])
         model = artifact_utils.get_single_instance(input_dict["model"])
         examples = artifact_utils.get_single_instance(input_dict["examples"])
+        evaluation = artifact_utils.get_single_instance(input_dict["evaluation"])
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
         serving_dir, split = exec_properties["serving_dir"], exec_properties["split"]
         evaluator_blessed = model_utils.is_model_blessed(upstream)
@@ -97,8 +108,7 @@ class Executor(base_executor.BaseExecutor):
                                 type(error).__name__, error)
                 served_dir = None
             else:
-                candidate_accuracy = accuracy(path_utils.serving_model_path(model.uri),
-                                              records, labels)
+                candidate_accuracy = evaluated_accuracy(evaluation.uri, split)
         elif evaluator_blessed:
             logging.info("ServedModelGate: nothing served under %s yet", serving_dir)
         blessed, reason = decide(evaluator_blessed, candidate_accuracy, served_accuracy,
@@ -113,32 +123,6 @@ class Executor(base_executor.BaseExecutor):
         blessing.set_string_custom_property("served_model", served_dir or "")
         blessing.set_string_custom_property("accuracies", json.dumps(
             {"split": split, "candidate": candidate_accuracy, "served": served_accuracy}))
-        self._write_model_card(input_dict, blessing, exec_properties, {
-            "blessed": blessed, "reason": reason, "served_model": served_dir,
-            "candidate_accuracy": candidate_accuracy, "served_accuracy": served_accuracy})
-
-    def _write_model_card(self, input_dict: Dict[str, List[types.Artifact]], blessing: types.Artifact,
-                          exec_properties: Dict[str, Any], gate: Dict[str, Any]) -> None:
-        """The card and lineage of this candidate, for the Pusher to put inside the version."""
-        model = artifact_utils.get_single_instance(input_dict["model"])
-        examples = artifact_utils.get_single_instance(input_dict["examples"])
-        evaluations = input_dict.get("evaluation") or []
-        serving_path = path_utils.serving_model_path(model.uri)
-        lineage = model_card.build_lineage(
-            ingestion=model_card.read_json(os.path.join(examples.uri, REPORT_FILE)),
-            training=model_card.read_json(os.path.join(serving_path, model_card.ASSETS_EXTRA,
-                                                       model_card.TRAINING_FILE)),
-            evaluation=evaluation_metrics(evaluations[0].uri) if evaluations else {},
-            config=json.loads(exec_properties.get("pipeline_config") or "{}"),
-            run={"pipeline_run_id": (exec_properties.get("run_id")
-                                     or (self._context.pipeline_run_id if self._context else None)),
-                 # TFX's id of this execution in MLMD (BaseExecutor.Context's unique_id).
-                 "gate_execution_id": getattr(self._context, "_unique_id", None),
-                 "mlmd_artifact_ids": {name: artifacts[0].id for name, artifacts in input_dict.items()
-                                       if artifacts}},
-            gate=gate)
-        model_card.write_card_files(os.path.join(blessing.uri, CARD_DIR), lineage,
-                                    exec_properties.get("model_name") or "imdb_sentiment")
 
 
 class ServedModelGateSpec(types.ComponentSpec):
@@ -149,12 +133,6 @@ class ServedModelGateSpec(types.ComponentSpec):
         # The newest served version when the pipeline was built (local runs):
         # part of the cache key, so a changed serving directory reruns the gate.
         "served_version": ExecutionParameter(type=str),
-        # The resolved PipelineConfig as JSON, recorded in the model card.
-        "pipeline_config": ExecutionParameter(type=str),
-        "model_name": ExecutionParameter(type=str),
-        # The orchestrator's run id for the lineage; on Kubeflow the placeholder
-        # "{{$.pipeline_job_uuid}}", which KFP's driver resolves (driver/resolve.go).
-        "run_id": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -173,12 +151,9 @@ class ServedModelGate(base_component.BaseComponent):
 
     def __init__(self, model: types.BaseChannel, evaluator_blessing: types.BaseChannel,
                  examples: types.BaseChannel, evaluation: types.BaseChannel, serving_dir: str,
-                 split: str = "eval", max_accuracy_drop: float = 0.01, served_version: str = "",
-                 pipeline_config: str = "{}", model_name: str = "imdb_sentiment",
-                 run_id: str = ""):
+                 split: str = "eval", max_accuracy_drop: float = 0.01, served_version: str = ""):
         super().__init__(spec=ServedModelGateSpec(
             model=model, evaluator_blessing=evaluator_blessing, examples=examples,
             evaluation=evaluation, serving_dir=serving_dir, split=split,
             max_accuracy_drop=max_accuracy_drop, served_version=served_version,
-            pipeline_config=pipeline_config, model_name=model_name, run_id=run_id or None,
             blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

@@ -13,13 +13,13 @@ from typing import Optional, Sequence, Tuple
 import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
-from tfx.dsl.components.base import executor_spec
 
-from imdb_sentiment.components.atomic_pusher import AtomicPusherExecutor
+from imdb_sentiment.components.atomic_pusher import AtomicPusher
 from imdb_sentiment.components.distilling_trainer import DistillingTrainer
 from imdb_sentiment.components.data_gate import DataGate, TextLimits
 from imdb_sentiment.components.imdb_data import UNSUP_SPLIT
 from imdb_sentiment.components.imdb_example_gen import ImdbExampleGen
+from imdb_sentiment.components.model_card_generator import ModelCardGenerator
 from imdb_sentiment.components.paired_accuracy import PairedAccuracyDifference
 from imdb_sentiment.components.served_model_gate import ServedModelGate
 from imdb_sentiment.components.span_resolver import SpanResolver
@@ -176,24 +176,25 @@ def create_pipeline(
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema)
 
-    # ExampleValidator only reports; the gate fails the run on any anomaly, and
-    # Transform (hence Trainer and Pusher) waits for it.
+    # ExampleValidator only reports; the gate fails the run on any anomaly. What
+    # trains reads the schema the gate passed, so nothing runs on data it refused.
     validation = config.validation
     reference_profile = (Path(validation.reference_profile).read_text()
                          if validation.reference_profile else "")
     data_gate = DataGate(examples=examples, anomalies=example_validator.outputs["anomalies"],
-                         statistics=statistics_gen.outputs["statistics"], label=features.LABEL,
+                         statistics=statistics_gen.outputs["statistics"], schema=schema,
+                         label=features.LABEL,
                          text_feature=features.TEXT, reference_profile=reference_profile,
                          limits=TextLimits.of(validation))
+    checked_schema = data_gate.outputs["checked_schema"]
 
     transform = tfx.components.Transform(
-        examples=examples, schema=schema, preprocessing_fn=PREPROCESSING_FN,
+        examples=examples, schema=checked_schema, preprocessing_fn=PREPROCESSING_FN,
         splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
         # StatisticsGen has described the raw data; statistics of the
         # transformed n-gram features would cost minutes and serve no check.
         disable_statistics=True,
         custom_config=transform_config)
-    transform.add_upstream_node(data_gate)
 
     teacher_labels = TeacherLabels(
         examples=examples, transform_graph=transform.outputs["transform_graph"],
@@ -206,7 +207,7 @@ def create_pipeline(
             run_fn=run_fn,
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
-            schema=schema,
+            schema=checked_schema,
             train_args=tfx.proto.TrainArgs(splits=["train"]),
             eval_args=tfx.proto.EvalArgs(splits=["eval"]),
             custom_config=custom_config, **more)
@@ -227,15 +228,18 @@ def create_pipeline(
         model=trainer.outputs["model"], evaluator_blessing=evaluator.outputs["blessing"],
         examples=examples, evaluation=evaluator.outputs["evaluation"],
         serving_dir=config.model_serving_dir, split=GATED_SPLIT,
-        max_accuracy_drop=config.evaluation.max_accuracy_drop, served_version=served_version,
-        pipeline_config=config.to_record_json(), model_name=config.model_name, run_id=run_id))
+        max_accuracy_drop=config.evaluation.max_accuracy_drop, served_version=served_version))
+    blessing = served_model_gate.outputs["blessing"]
 
-    pusher = _never_cached_on_kubeflow(tfx.components.Pusher(
-        model=trainer.outputs["model"], model_blessing=served_model_gate.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=config.model_serving_dir)),
-        custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor)))
+    model_card_generator = ModelCardGenerator(
+        model=trainer.outputs["model"], examples=examples,
+        evaluation=evaluator.outputs["evaluation"], blessing=blessing,
+        pipeline_config=config.to_record_json(), model_name=config.model_name, run_id=run_id)
+
+    pusher = _never_cached_on_kubeflow(AtomicPusher(
+        model=trainer.outputs["model"], model_blessing=blessing,
+        model_card=model_card_generator.outputs["model_card"],
+        base_directory=config.model_serving_dir).with_id("Pusher"))
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
@@ -243,7 +247,7 @@ def create_pipeline(
         components=[span_resolver, example_gen, schema_gen, statistics_gen, example_validator,
                     data_gate, transform, *([teacher_labels] if teacher_labels else []),
                     trainer, baseline_trainer,
-                    evaluator, served_model_gate, pusher],
+                    evaluator, served_model_gate, model_card_generator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args or config.beam_pipeline_args),

@@ -143,7 +143,7 @@ def model_summary(reader: MetadataReader, since_ms: int) -> Dict[str, Any]:
     examples = reader.output("ImdbExampleGen", "examples", since_ms)
     if examples is not None and _property(examples, "ingestion_report"):
         summary["ingestion"] = json.loads(_property(examples, "ingestion_report"))
-    gate = reader.output("DataGate", "result", since_ms)
+    gate = reader.output("DataGate", "checked_schema", since_ms)
     if gate is not None and _property(gate, "text_checks"):
         summary["data_checks"] = json.loads(_property(gate, "text_checks"))
     for node_id, key in (("Trainer", "training"), ("BaselineTrainer", "baseline_training")):

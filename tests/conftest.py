@@ -82,6 +82,26 @@ def small_archive(tmp_path: Path) -> Path:
     return write_archive(tmp_path / "aclImdb_small.tar.gz", make_members())
 
 
+def write_tfma_metrics(uri: Path, by_split: Dict[str, Dict[str, float]],
+                       model_name: str = "candidate") -> Path:
+    """An Evaluator output as TFMA writes it: `metrics-*.tfrecord` of MetricsForSlice protos
+    (TFMA 0.46 `writers/metrics_plots_and_validations_writer.py`), one overall slice per split."""
+    import tensorflow as tf
+    from tensorflow_model_analysis.proto import metrics_for_slice_pb2
+
+    uri.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(uri / "metrics-00000-of-00001.tfrecord")) as writer:
+        for split, metrics in by_split.items():
+            record = metrics_for_slice_pb2.MetricsForSlice()
+            record.slice_key.single_slice_keys.add(column="data_split", bytes_value=split.encode())
+            for name, value in metrics.items():
+                entry = record.metric_keys_and_values.add()
+                entry.key.name, entry.key.model_name = name, model_name
+                entry.value.double_value.value = value
+            writer.write(record.SerializeToString())
+    return uri
+
+
 def real_data_path() -> Path:
     """The real training archive, or a skip that says where it was looked for."""
     path = Path(os.environ.get(REAL_DATA_ENV, REAL_DATA_DEFAULT))

@@ -65,14 +65,18 @@ def test_kfp_sdk_loads_the_spec_with_every_component_and_edge(compiled):
     assert edges["SpanResolver"] == set()
     assert edges["ImdbExampleGen"] == {"SpanResolver"}  # by parameter value, not artifact
     assert edges["StatisticsGen"] == {"ImdbExampleGen"}
-    assert edges["DataGate"] == {"ImdbExampleGen", "ExampleValidator", "StatisticsGen"}
-    assert edges["Transform"] == {"ImdbExampleGen", "SchemaGen", "DataGate"}  # gated
+    assert edges["DataGate"] == {"ImdbExampleGen", "ExampleValidator", "StatisticsGen",
+                                 "SchemaGen"}
+    # Gated by an artifact: what trains reads the schema DataGate passed, not SchemaGen's.
+    assert edges["Transform"] == {"ImdbExampleGen", "DataGate"}
     assert edges["TeacherLabels"] == {"ImdbExampleGen", "Transform"}  # distils by default
-    assert edges["Trainer"] == {"Transform", "SchemaGen", "TeacherLabels"}
-    assert edges["BaselineTrainer"] == {"Transform", "SchemaGen"}
+    assert edges["Trainer"] == {"Transform", "DataGate", "TeacherLabels"}
+    assert edges["BaselineTrainer"] == {"Transform", "DataGate"}
     assert edges["Evaluator"] == {"ImdbExampleGen", "Trainer", "BaselineTrainer"}
     assert edges["ServedModelGate"] == {"ImdbExampleGen", "Trainer", "Evaluator"}
-    assert edges["Pusher"] == {"ServedModelGate", "Trainer"}
+    assert edges["ModelCardGenerator"] == {"ImdbExampleGen", "Trainer", "Evaluator",
+                                           "ServedModelGate"}
+    assert edges["Pusher"] == {"ServedModelGate", "Trainer", "ModelCardGenerator"}
 
 
 def test_image_gpu_and_env_are_where_they_belong(compiled):
@@ -80,7 +84,11 @@ def test_image_gpu_and_env_are_where_they_belong(compiled):
     documents = list(yaml.safe_load_all(yaml_path.read_text()))
     executors = documents[0]["deploymentSpec"]["executors"]
     containers = {label: e["container"] for label, e in executors.items() if "container" in e}
-    assert len(containers) == 13  # every component; no resolver (open-source KFP runs none)
+    from imdb_sentiment.pipeline.config import profile_config
+    from imdb_sentiment.pipeline.pipeline import component_ids, create_pipeline
+
+    # One container per component of the built pipeline; no resolver (open-source KFP runs none).
+    assert len(containers) == len(component_ids(create_pipeline(profile_config("full"))))
     for label, container in containers.items():
         assert container["image"] == "registry.example.com/imdb-sentiment:1.0"
         assert container["command"] == runner.ENTRYPOINT
@@ -447,7 +455,7 @@ def test_compile_takes_config_overrides_like_a_local_run(tmp_path):
     def constant(task: str, name: str):
         return tasks[task]["inputs"]["parameters"][name]["runtimeValue"]["constant"]
 
-    recorded = json.loads(constant("ServedModelGate", "pipeline_config"))
+    recorded = json.loads(constant("ModelCardGenerator", "pipeline_config"))
     assert recorded["evaluation"]["test_split"] == "on" and recorded["trainer"]["epochs"] == 2
     assert json.loads(constant("Evaluator", "example_splits")) == ["eval", "report", "test"]
     assert constant("ImdbExampleGen", "require_test") == 1

@@ -10,12 +10,19 @@ fields and types of the sections this card fills.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import jsonschema
+from google.protobuf import json_format
+from tfx.proto import pusher_pb2
+from tfx.types import standard_artifacts
 
-from imdb_sentiment.components import model_card
-from imdb_sentiment.components.atomic_pusher import publish_model
+from imdb_sentiment.components import model_card, model_card_generator
+from imdb_sentiment.components.atomic_pusher import AtomicPusherExecutor, publish_model
+from imdb_sentiment.components.imdb_example_gen import REPORT_FILE
+from imdb_sentiment.components.model_card_generator import ModelCard
+from conftest import write_tfma_metrics
 
 _STRING = {"type": "string"}
 _DESCRIBED = {"type": "array", "items": {"type": "object", "properties": {"description": _STRING},
@@ -62,7 +69,7 @@ def _lineage() -> dict:
             {"epoch": 1, "loss": 0.4, "accuracy": 0.8, "val_loss": 0.3, "val_accuracy": 0.87}],
             "best_epoch": {"epoch": 1}, "hparams": {"max_sequence_length": 400, "head_tokens": 0}},
         evaluation=evaluation, config={"profile": "full"},
-        run={"pipeline_run_id": "20261201-170000", "gate_execution_id": 12,
+        run={"pipeline_run_id": "20261201-170000", "card_execution_id": 12,
              "mlmd_artifact_ids": {"model": 7}},
         gate={"blessed": True, "reason": "nothing served yet"})
 
@@ -120,6 +127,51 @@ def test_card_files_reach_the_pushed_version_with_the_model(tmp_path):
     assert "sha256 " + "ab" * 32 in text and "20261201-170000" in text
     assert "accuracy on eval (chose the epoch and gates the push): 0.8900" in text
     assert json.loads((pushed / "assets.extra" / "lineage.json").read_text())["config"] == {"profile": "full"}
+
+
+def _artifact(kind, uri: Path):
+    artifact = kind()
+    artifact.uri = str(uri)
+    uri.mkdir(parents=True, exist_ok=True)
+    return artifact
+
+
+def test_the_card_step_reads_the_run_and_the_pusher_puts_its_card_in_the_version(tmp_path):
+    """ModelCardGenerator's and the Pusher's executors, called as TFX calls them."""
+    model = _artifact(standard_artifacts.Model, tmp_path / "model")
+    serving_path = Path(model.uri) / "Format-Serving"
+    (serving_path / "variables").mkdir(parents=True)
+    (serving_path / "saved_model.pb").write_bytes(b"graph")
+    examples = _artifact(standard_artifacts.Examples, tmp_path / "examples")
+    (Path(examples.uri) / REPORT_FILE).write_text(json.dumps(
+        {"source": "aclImdb_train.tar.gz", "sha256": "cd" * 32,
+         "splits": {"train": {"reviews": 20000}, "eval": {"reviews": 2465}}}))
+    evaluation = _artifact(standard_artifacts.ModelEvaluation, tmp_path / "evaluation")
+    write_tfma_metrics(Path(evaluation.uri), {"eval": {"binary_accuracy": 0.89,
+                                                       "example_count": 2465}})
+    blessing = _artifact(standard_artifacts.ModelBlessing, tmp_path / "blessing")
+    blessing.set_int_custom_property("blessed", 1)
+    blessing.set_string_custom_property("reason", "no served model to compare with")
+    card = _artifact(ModelCard, tmp_path / "card")
+    model_card_generator.Executor().Do(
+        {"model": [model], "examples": [examples], "evaluation": [evaluation],
+         "blessing": [blessing]}, {"model_card": [card]},
+        {"pipeline_config": json.dumps({"profile": "full"}), "model_name": "imdb_sentiment",
+         "run_id": "20261204-040000"})
+    assert sorted(os.listdir(card.uri)) == sorted(model_card.CARD_FILES)
+
+    pushed = _artifact(standard_artifacts.PushedModel, tmp_path / "pushed")
+    destination = pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(
+        base_directory=str(tmp_path / "serving")))
+    AtomicPusherExecutor().Do(
+        {"model": [model], "model_blessing": [blessing], "model_card": [card]},
+        {"pushed_model": [pushed]},
+        {"push_destination": json_format.MessageToJson(destination)})
+    version = pushed.get_string_custom_property("pushed_destination")
+    text = "\n".join(model_card.describe(version))
+    assert "sha256 " + "cd" * 32 in text and "20261204-040000" in text
+    assert "accuracy on eval (chose the epoch and gates the push): 0.8900" in text
+    assert "gate: blessed: no served model to compare with" in text
 
 
 def test_describe_says_when_a_model_has_no_card(tmp_path):

@@ -80,7 +80,7 @@ def test_every_component_completed_and_the_summary_says_so(first_run):
     home, result, record = first_run
     statuses = {c["component"]: c["status"] for c in record["components"]}
     assert set(statuses.values()) == {"complete"}, statuses
-    assert len(statuses) == 13 and "TeacherLabels" in statuses
+    assert len(statuses) == 14 and {"TeacherLabels", "ModelCardGenerator"} <= set(statuses)
     assert all(c["seconds"] is not None for c in record["components"])
     for component in statuses:  # live progress named every component
         assert f"] {component} ..." in result.stdout
@@ -334,7 +334,12 @@ def test_second_run_reuses_the_cache_and_pushes_a_newer_version(first_run):
         assert statuses[component] == "cached", statuses
     assert int(Path(record["pushed_model"]).name) > int(Path(first["pushed_model"]).name)
     # The served model is the one the first run pushed: the same model, so no regression.
-    assert "against the served model's" in record["blessing_reason"]
+    # The gate took the candidate's accuracy from TFMA and scored the served copy itself
+    # through serving_default: on the same model the two must agree (TFMA's is rounded to 4).
+    change = re.search(r"change ([+-]\d\.\d{4})", record["blessing_reason"])
+    assert change and abs(float(change.group(1))) <= 1e-4, record["blessing_reason"]
+    statuses_after_gate = [statuses[c] for c in ("ServedModelGate", "ModelCardGenerator", "Pusher")]
+    assert statuses_after_gate == ["complete"] * 3, statuses  # a new served version: rerun
     # The report of a run made of cached executions still finds every artifact of this run.
     page = (home / "report" / "index.html").read_text()
     assert "Not available" not in page and "could not be drawn" not in page

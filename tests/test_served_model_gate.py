@@ -18,6 +18,7 @@ from imdb_sentiment.components import served_model_gate, serving_layout
 from imdb_sentiment.components.imdb_example_gen import review_to_example
 from imdb_sentiment.components.imdb_data import Review
 from imdb_sentiment.reporting import serving_client
+from conftest import write_tfma_metrics
 
 POSITIVE_WORD = "good"
 
@@ -56,11 +57,20 @@ def examples_artifact(tmp_path: Path) -> standard_artifacts.Examples:
     return artifact
 
 
+#: What the Evaluator measures for a candidate of each rule on `examples_artifact`'s split.
+EVALUATED_ACCURACY = {"always positive": 0.5, "always negative": 0.5, "right": 1.0}
+
+
+def evaluation_artifact(tmp_path: Path, accuracy: float) -> standard_artifacts.ModelEvaluation:
+    artifact = standard_artifacts.ModelEvaluation()
+    artifact.uri = str(write_tfma_metrics(tmp_path / "evaluation", {"eval": {"binary_accuracy": accuracy}}))
+    return artifact
+
+
 def run_gate(tmp_path: Path, candidate_rule: str, served: str = "", evaluator_blessed: bool = True,
              max_drop: float = 0.01) -> standard_artifacts.ModelBlessing:
     model = standard_artifacts.Model()
     model.uri = str(tmp_path / "model")
-    write_model(tmp_path / "model" / "Format-Serving", candidate_rule)
     upstream = standard_artifacts.ModelBlessing()
     upstream.uri = str(tmp_path / "upstream")
     upstream.set_int_custom_property("blessed", int(evaluator_blessed))
@@ -76,20 +86,26 @@ def run_gate(tmp_path: Path, candidate_rule: str, served: str = "", evaluator_bl
     output.uri = str(tmp_path / "out")
     os.makedirs(output.uri)
     served_model_gate.Executor().Do(
-        {"model": [model], "evaluator_blessing": [upstream], "examples": [examples_artifact(tmp_path)]},
+        {"model": [model], "evaluator_blessing": [upstream], "examples": [examples_artifact(tmp_path)],
+         "evaluation": [evaluation_artifact(tmp_path, EVALUATED_ACCURACY[candidate_rule])]},
         {"blessing": [output]},
         {"serving_dir": str(serving), "split": "eval", "max_accuracy_drop": max_drop})
     return output
+
+
+def test_the_candidates_accuracy_is_the_evaluators_and_the_served_models_is_scored(tmp_path):
+    blessing = run_gate(tmp_path, "always positive", served="right")
+    accuracies = json.loads(blessing.get_string_custom_property("accuracies"))
+    assert accuracies == {"split": "eval", "candidate": 0.5, "served": 1.0}
+    with pytest.raises(ValueError, match="no binary_accuracy for the report split"):
+        served_model_gate.evaluated_accuracy(str(tmp_path / "evaluation"), "report")
 
 
 def test_first_run_with_nothing_served_relies_on_the_evaluator(tmp_path):
     blessing = run_gate(tmp_path, "always positive")
     assert blessing.get_int_custom_property("blessed") == 1
     assert "no served model" in blessing.get_string_custom_property("reason")
-    assert (Path(blessing.uri) / "BLESSED").exists()
-    # The model card for the Pusher, with the gate's own verdict in it.
-    lineage = json.loads((Path(blessing.uri) / "model_card" / "lineage.json").read_text())
-    assert lineage["gate"]["blessed"] is True and "no served model" in lineage["gate"]["reason"]
+    assert sorted(os.listdir(blessing.uri)) == ["BLESSED"]  # a verdict, nothing else
 
 
 def test_a_model_worse_than_the_served_one_is_refused(tmp_path):
