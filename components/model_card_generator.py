@@ -2,9 +2,9 @@
 
 It reads what the run left (the ingestion report, the Trainer's record inside
 the model, the Evaluator's results and ServedModelGate's verdict) and writes
-the three card files (`components/model_card.py`) into a `ModelCard`
-artifact (Model Card Toolkit's TFX component of the same name outputs one
-too). The Pusher stages them into the pushed version's `assets.extra/`.
+the three card files (`components/model_card.py`) into one artifact, as
+Model Card Toolkit's TFX component of the same name does. The Pusher stages
+them into the pushed version's `assets.extra/`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, Dict, List
 from tfx import types
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import artifact_utils, standard_artifacts
+from tfx.types.experimental import simple_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import path_utils
 
@@ -24,12 +25,13 @@ from .evaluation_results import evaluation_metrics
 from .imdb_example_gen import REPORT_FILE
 
 
-class ModelCard(types.Artifact):
-    """lineage.json, model_card.json and model_card.html of one candidate."""
-
-    # KFP v2 wants a custom type's name as `namespace.Type` (TFX 1.16's
-    # `tfx/orchestration/kubeflow/v2/compiler_utils.py`, _SCHEMA_TITLE_RE).
-    TYPE_NAME = "imdb_sentiment.ModelCard"
+#: The card's artifact type: TFX's generic `File` (a directory of files). A custom
+#: `ModelCard` type, as Model Card Toolkit's component outputs, cannot run on Kubeflow
+#: here: TFX 1.16's KFP v2 entrypoint imports a custom type by its schema title
+#: (`tfx/orchestration/kubeflow/v2/container/kubeflow_v2_entrypoint_utils.py`), which
+#: must be `module.Class` with one dot (`compiler_utils._SCHEMA_TITLE_RE`), and this
+#: package's classes live two modules deep.
+ModelCard = simple_artifacts.File
 
 
 def gate_record(blessing: types.Artifact) -> Dict[str, Any]:
