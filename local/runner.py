@@ -30,13 +30,20 @@ from absl import logging as absl_logging
 from imdb_sentiment.pipeline.config import HomeLayout, PipelineConfig
 
 LOCK_FILE = ".run.lock"
-#: Beam on this machine: two worker processes. Without a dependency flag, TFX's Beam
-#: executors package TFX itself as an sdist for remote workers before every run
-#: (tfx/utils/dependency_utils.py `make_beam_dependency_flags`, TFX 1.16); the direct
-#: runner's workers import the installed packages, so naming a container image, which
-#: the direct runner never starts, skips that packaging.
-DEFAULT_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=2",
-                     "--sdk_container_image=unused-by-the-direct-runner")
+
+
+def direct_beam_args(workers: int) -> Tuple[str, ...]:
+    """The DirectRunner's flags for a local run: `workers` processes, or Beam in this
+    process for one. Without a dependency flag, TFX's Beam executors package TFX
+    itself as an sdist for remote workers before every component
+    (`make_beam_dependency_flags`, TFX 1.16's `tfx/utils/dependency_utils.py`); the
+    direct runner's workers import the installed packages, so naming a container
+    image, which it never starts, skips that packaging."""
+    mode = ("--direct_running_mode=in_memory" if workers == 1
+            else "--direct_running_mode=multi_processing")
+    return (mode, f"--direct_num_workers={workers}",
+            "--sdk_container_image=unused-by-the-direct-runner")
+
 
 _COMPONENT_EVENT = re.compile(r"^Component (\S+) is (running|finished)\.$")
 _EPOCH_EVENT = re.compile(r"^Trainer epoch (\{.*\})$")
@@ -418,7 +425,8 @@ def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
         config, data_fingerprint=selection.fingerprint,
         served_version=os.path.basename(served) if served else "",
         metadata_connection_config=connection,
-        beam_pipeline_args=config.beam_pipeline_args or DEFAULT_BEAM_ARGS)
+        beam_pipeline_args=(config.beam_pipeline_args
+                            or direct_beam_args(config.local_beam_workers)))
     ids = component_ids(pipeline)
     progress = ComponentProgress(terminal, total=len(ids), stop=stop)
     logging.getLogger().addHandler(progress)

@@ -189,6 +189,11 @@ class PipelineConfig:
     #: 2x faster training on 2 cores: README, Benchmarks); TF's defaults on
     #: bigger machines, where it was not measured. "default": TF's defaults.
     local_cpu_threads: str = "auto"
+    #: Worker processes of a local run's Beam DirectRunner (StatisticsGen,
+    #: Transform, Evaluator). 1 runs Beam inside the run's own process: for a
+    #: few hundred reviews, starting workers costs more than the work (smoke).
+    #: Ignored when `beam_pipeline_args` are given.
+    local_beam_workers: int = 2
     ingestion: IngestionConfig = field(default_factory=IngestionConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -197,6 +202,10 @@ class PipelineConfig:
     #: (used when `trainer.distill_epochs` > 0 and the data has train/unsup/).
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+    def __post_init__(self) -> None:
+        if self.local_beam_workers < 1:
+            raise ValueError(f"local_beam_workers must be at least 1, got {self.local_beam_workers}")
 
     @property
     def model_serving_dir(self) -> str:
@@ -274,6 +283,7 @@ def profile_config(profile: str, **changes: Any) -> PipelineConfig:
     elif profile == "smoke":
         config = PipelineConfig(
             profile="smoke",
+            local_beam_workers=1,
             ingestion=IngestionConfig(sample_percent=4, eval_percent=20),
             trainer=TrainerConfig(vocab_size=2000, min_frequency=2, max_sequence_length=64,
                                   embedding_dim=16, lstm_units=8, attention_units=8, epochs=1,

@@ -140,13 +140,16 @@ def test_local_beam_arguments_spare_tfx_the_sdist_it_builds_for_remote_workers(m
     packaging TFX (tfx/utils/dependency_utils.py)."""
     from tfx.utils import dependency_utils
 
-    from imdb_sentiment.local.runner import DEFAULT_BEAM_ARGS
+    from imdb_sentiment.local.runner import direct_beam_args
+    from imdb_sentiment.pipeline.config import profile_config
 
     def packaged():
         raise AssertionError("TFX built its ephemeral sdist for a local run")
 
     monkeypatch.setattr(dependency_utils, "build_ephemeral_package", packaged)
-    assert dependency_utils.make_beam_dependency_flags(list(DEFAULT_BEAM_ARGS)) == list(
-        DEFAULT_BEAM_ARGS)
+    for profile, mode in (("full", "multi_processing"), ("smoke", "in_memory")):
+        args = direct_beam_args(profile_config(profile).local_beam_workers)
+        assert f"--direct_running_mode={mode}" in args
+        assert dependency_utils.make_beam_dependency_flags(list(args)) == list(args)
     with pytest.raises(AssertionError, match="ephemeral sdist"):
         dependency_utils.make_beam_dependency_flags(["--direct_num_workers=2"])

@@ -23,6 +23,7 @@ from imdb_sentiment.trainer.hparams import BaselineConfig, TrainerConfig
     (lambda: config_lib.IngestionConfig(sample_percent=0), "sample_percent"),
     (lambda: config_lib.EvaluationConfig(accuracy_lower_bound=1.2), "accuracy_lower_bound"),
     (lambda: config_lib.IngestionConfig(max_skip_fraction=1.5), "max_skip_fraction"),
+    (lambda: config_lib.PipelineConfig(local_beam_workers=0), "local_beam_workers"),
 ])
 def test_a_bad_value_fails_when_the_config_is_built(build, message):
     with pytest.raises(ValueError, match=message):

@@ -23,14 +23,18 @@ from pathlib import Path
 
 import pytest
 
+from imdb_sentiment.local.runner import direct_beam_args
 from conftest import cli_command, real_data_path
 
 pytestmark = pytest.mark.slow
 
 
 def command(home: Path) -> list:
+    """A smoke run with Beam in worker processes, as a full run has them (the smoke
+    profile runs Beam in its own process): the kills must reach them too."""
     return cli_command("run", "--profile", "smoke", "--data", str(real_data_path()),
-                       "--home", str(home))
+                       "--home", str(home),
+                       *[f"--beam-arg={arg}" for arg in direct_beam_args(2)])
 
 
 def executor_started(home: Path, component: str) -> bool:
