@@ -30,8 +30,13 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	IMDB_DATA="$(DATA)" $(BIN)/imdb-pipeline run --profile full --home $(HOME_DIR) $(ARGS)
 
+# Test files run side by side, one worker per core up to four (pytest-xdist). A file's
+# tests stay on one worker, so a module fixture (one shared pipeline run) runs once.
+TEST_WORKERS ?= auto
+XDIST = -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -ra $(XDIST) $(PYTEST_ARGS)
 
 # ruff (pycodestyle + pyflakes) over every Python file; configured in pyproject.toml.
 # Then the docs: every path, flag and exit code they name must exist.
@@ -41,7 +46,7 @@ lint: $(STAMP)
 
 # Everything but the tests that run a real pipeline (seconds, not minutes).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -ra -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -ra -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 # The image every Kubeflow step runs in. Needs a Docker engine (none on the
 # development machines of this project, so this target is untested there).

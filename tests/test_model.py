@@ -291,13 +291,19 @@ TOY = dict(vocab_size=50, embedding_dim=8, lstm_units=4, attention_units=4, max_
 
 
 def _one_step_weights(epsilon: float, start_iteration: int = 0, **overrides) -> list:
-    """Weights after one training step from a fixed start, dropout off."""
+    """Weights after one training step from a fixed start, dropout off.
+
+    The step runs eagerly: the same `train_step` code, without the half-minute trace
+    of the BiLSTM's training graph per model. Graph mode trains in
+    `test_adversarial_model_trains_under_mixed_precision...` and in every pipeline run.
+    """
     hparams = TrainerConfig(**{**TOY, "word_dropout": 0.0, "embedding_dropout": 0.0,
                                "head_dropout": 0.0, "adversarial_epsilon": epsilon, **overrides})
     keras.utils.set_random_seed(0)
     model = build_model(hparams, 50)
     # A tiny epsilon keeps Adam's first step a pure function of the gradient signs.
-    model.compile(optimizer=keras.optimizers.Adam(0.01, epsilon=1e-15), loss="binary_crossentropy")
+    model.compile(optimizer=keras.optimizers.Adam(0.01, epsilon=1e-15), loss="binary_crossentropy",
+                  run_eagerly=True)
     model.optimizer.iterations.assign(start_iteration)
     model.fit(_toy_dataset().take(1), epochs=1, verbose=0)
     assert model.get_layer(PERTURBATION_LAYER).offset is None  # reset after the step
@@ -359,6 +365,7 @@ def _gaps_at_validation(hparams: TrainerConfig, callbacks: list) -> list:
     """Per epoch: how far the weights fit validates are from the optimizer's average."""
     keras.utils.set_random_seed(0)
     model = train.build_classifier(hparams, 50, 128)
+    model.run_eagerly = True  # the callbacks' logic, without tracing the BiLSTM's graph
     gaps = []
 
     class Record(keras.callbacks.Callback):
