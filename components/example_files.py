@@ -52,8 +52,9 @@ def write_split(examples_uri: str, split: str, records: Iterable[bytes], shards:
         for i in range(shards)]
     count = 0
     try:
-        for count, record in enumerate(records, start=1):
-            writers[(count - 1) % shards].write(record)
+        for record in records:
+            writers[count % shards].write(record)
+            count += 1
     finally:
         for writer in writers:
             writer.close()

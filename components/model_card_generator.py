@@ -23,6 +23,7 @@ from tfx.utils import path_utils
 from . import model_card
 from .evaluation_results import evaluation_metrics
 from .imdb_example_gen import REPORT_FILE
+from .served_model_gate import read_verdict
 
 
 #: The card's artifact type: TFX's generic `File` (a directory of files). A custom
@@ -32,16 +33,6 @@ from .imdb_example_gen import REPORT_FILE
 #: must be `module.Class` with one dot (`compiler_utils._SCHEMA_TITLE_RE`), and this
 #: package's classes live two modules deep.
 ModelCard = simple_artifacts.File
-
-
-def gate_record(blessing: types.Artifact) -> Dict[str, Any]:
-    """ServedModelGate's verdict, from its blessing's properties."""
-    accuracies = json.loads(blessing.get_string_custom_property("accuracies") or "{}")
-    return {"blessed": bool(blessing.get_int_custom_property("blessed")),
-            "reason": blessing.get_string_custom_property("reason"),
-            "served_model": blessing.get_string_custom_property("served_model") or None,
-            "candidate_accuracy": accuracies.get("candidate"),
-            "served_accuracy": accuracies.get("served")}
 
 
 class Executor(base_executor.BaseExecutor):
@@ -66,7 +57,7 @@ class Executor(base_executor.BaseExecutor):
                  "card_execution_id": getattr(self._context, "_unique_id", None),
                  "mlmd_artifact_ids": {name: artifacts[0].id for name, artifacts in input_dict.items()
                                        if artifacts}},
-            gate=gate_record(blessing))
+            gate=read_verdict(blessing))
         model_card.write_card_files(card.uri, lineage,
                                     exec_properties.get("model_name") or "imdb_sentiment")
 

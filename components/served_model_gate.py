@@ -18,7 +18,7 @@ blesses the candidate when the Evaluator blessed it and its accuracy is at
 most `max_accuracy_drop` below the served model's. With no served model (the
 first run), or one that cannot be loaded or scored, it logs why and relies
 on the Evaluator's thresholds alone. The gate does nothing else: the model
-card is ModelCardGenerator's (`components/model_card.py`).
+card is ModelCardGenerator's (`components/model_card_generator.py`).
 """
 
 from __future__ import annotations
@@ -83,6 +83,16 @@ def evaluated_accuracy(evaluation_uri: str, split: str) -> float:
         raise ValueError(f"the Evaluator's results under {evaluation_uri} have no "
                          f"binary_accuracy for the {split} split")
     return overall["binary_accuracy"]
+
+
+def read_verdict(blessing: types.Artifact) -> Dict[str, Any]:
+    """The verdict this gate recorded on its blessing, as plain JSON."""
+    accuracies = json.loads(blessing.get_string_custom_property("accuracies") or "{}")
+    return {"blessed": bool(blessing.get_int_custom_property("blessed")),
+            "reason": blessing.get_string_custom_property("reason"),
+            "served_model": blessing.get_string_custom_property("served_model") or None,
+            "candidate_accuracy": accuracies.get("candidate"),
+            "served_accuracy": accuracies.get("served")}
 
 
 class Executor(base_executor.BaseExecutor):

@@ -40,7 +40,6 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from imdb_sentiment.trainer import features
 from imdb_sentiment.trainer.teacher import NbLrTeacher, TeacherConfig
 from . import example_files, imdb_data
-from .example_files import split_examples
 
 #: The custom property with what the teacher did (read by the run summary).
 REPORT_PROPERTY = "teacher_report"
@@ -50,7 +49,7 @@ _BATCH = 1024
 
 def _texts_and_labels(examples_uri: str, split: str):
     texts, labels = [], []
-    for example in split_examples(examples_uri, split):
+    for example in example_files.split_examples(examples_uri, split):
         feature = example.features.feature
         texts.append(example_files.text_of(example, features.TEXT))
         labels.append(feature[features.LABEL].int64_list.value[0]
