@@ -266,7 +266,9 @@ def profile_config(profile: str, **changes: Any) -> PipelineConfig:
 
     - `full`: all 25k training reviews, the model that must beat TF-IDF.
     - `quick`: a ~15% sample and a smaller model; a few minutes on 2 cores.
-    - `smoke`: a ~4% sample and a tiny model; for tests of the plumbing.
+    - `smoke`: a ~4% sample and a tiny model; for tests of the plumbing. No
+      adversarial step: tracing its second graph costs more than a smoke run
+      trains, and the step has its own unit tests (tests/test_model.py).
     """
     if profile == "full":
         config = PipelineConfig(profile="full")
@@ -288,7 +290,7 @@ def profile_config(profile: str, **changes: Any) -> PipelineConfig:
             trainer=TrainerConfig(vocab_size=2000, min_frequency=2, max_sequence_length=64,
                                   embedding_dim=16, lstm_units=8, attention_units=8, epochs=1,
                                   batch_size=32, bucket_count=2, ngram_vocab_size=20000,
-                                  distill_epochs=0),
+                                  distill_epochs=0, adversarial_epsilon=0.0),
             baseline=BaselineConfig(epochs=2),
             evaluation=EvaluationConfig(accuracy_lower_bound=0.0, min_margin_over_baseline=-1.0,
                                         max_accuracy_drop=1.0),

@@ -131,20 +131,29 @@ def _set_constant(spec: dict, task: str, parameter: str, value) -> None:
         "constant"] = value
 
 
+def test_without_distillation_the_spec_has_no_teacher_and_still_passes_the_rules(tmp_path):
+    """The smoke profile does not distil: no TeacherLabels task, no soft labels
+    into the Trainer, and the spec is still one the backend accepts. (The
+    entrypoint run below distils, so it goes through every step of both.)"""
+    spec = compile_spec(tmp_path, "smoke", ".yaml")
+    tasks = spec["root"]["dag"]["tasks"]
+    assert len(tasks) == 13 and "TeacherLabels" not in tasks
+    assert "soft_labels" not in tasks["Trainer"]["inputs"].get("artifacts", {})
+    assert (kfp_backend.upload_violations(spec), kfp_backend.compiler_violations(spec),
+            kfp_backend.driver_violations(spec)) == ([], [], [])
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("distilling", [False, True])
-def test_every_step_runs_through_the_entrypoint_on_what_the_driver_sends(tmp_path, monkeypatch,
-                                                                        distilling):
-    """The smoke profile, step by step: each in a fresh 'pod' whose /gcs is a
-    local directory, inputs downloaded from and outputs uploaded to a local
-    bucket file by file, as launcher_v2.go does. Distilling adds TeacherLabels
-    and the Trainer's extra input, on an archive with unlabelled reviews."""
-    spec = compile_spec(tmp_path, "smoke", ".yaml",
-                        *(["trainer.distill_epochs=1", "trainer.epochs=2"] if distilling else []))
+def test_every_step_runs_through_the_entrypoint_on_what_the_driver_sends(tmp_path, monkeypatch):
+    """The smoke profile with distillation, step by step: each in a fresh 'pod'
+    whose /gcs is a local directory, inputs downloaded from and outputs uploaded
+    to a local bucket file by file, as launcher_v2.go does. Distilling adds
+    TeacherLabels and the Trainer's extra input, on an archive with unlabelled
+    reviews, so every step of the pipeline without it runs here too."""
+    spec = compile_spec(tmp_path, "smoke", ".yaml", "trainer.distill_epochs=1", "trainer.epochs=2")
     members = make_members(count=60, reviews_per_movie=1)
-    if distilling:
-        for i in range(60):
-            members[f"aclImdb/train/unsup/{i}_0.txt"] = f"an unlabelled review {i}".encode()
+    for i in range(60):
+        members[f"aclImdb/train/unsup/{i}_0.txt"] = f"an unlabelled review {i}".encode()
     archive = write_archive(tmp_path / "aclImdb.tar.gz", members)
     serving = tmp_path / "serving"
     # Locations outside the pipeline root are read by TensorFlow itself on a
@@ -171,8 +180,7 @@ def test_every_step_runs_through_the_entrypoint_on_what_the_driver_sends(tmp_pat
     parameters: dict = {}
     order = _topological(spec["root"]["dag"]["tasks"])
     assert order.index("SpanResolver") < order.index("ImdbExampleGen") and order[-1] == "Pusher"
-    assert len(order) == (14 if distilling else 13)
-    assert ("TeacherLabels" in order) is distilling
+    assert len(order) == 14 and "TeacherLabels" in order
     for task in order:
         kfp_backend.run_step(spec, task, ROOT, bucket, pod, published, entrypoint.main, parameters)
     selection = json.loads(parameters["SpanResolver"]["selection"])
@@ -199,10 +207,10 @@ def test_every_step_runs_through_the_entrypoint_on_what_the_driver_sends(tmp_pat
     assert lineage["run"]["pipeline_run_id"] == kfp_backend.RUN_PLACEHOLDERS[runner.KFP_RUN_ID]
     assert str(pod) not in lineage_text  # no pod path in what the model carries
     assert published["Pusher"]["pushed_model"]["metadata"].get("pushed") == 1
-    if distilling:  # the teacher labelled the unsup split, and the Trainer read it
-        report = json.loads(published["TeacherLabels"]["soft_labels"]["metadata"]["teacher_report"])
-        assert report["unlabelled_reviews"] > 0
-        assert bucket.keys(kfp_backend.blob_key(published["TeacherLabels"]["soft_labels"]["uri"]))
+    # The teacher labelled the unsup split, and the Trainer read it.
+    report = json.loads(published["TeacherLabels"]["soft_labels"]["metadata"]["teacher_report"])
+    assert report["unlabelled_reviews"] > 0
+    assert bucket.keys(kfp_backend.blob_key(published["TeacherLabels"]["soft_labels"]["uri"]))
 
 
 def test_a_zero_byte_directory_marker_breaks_the_launcher_download(tmp_path):
