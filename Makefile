@@ -32,8 +32,10 @@ run: $(STAMP)
 
 # Test files run side by side, one worker per core up to four (pytest-xdist). A file's
 # tests stay on one worker, so a module fixture (one shared pipeline run) runs once.
+# Files in collection order, where tests/conftest.py puts the longest first (xdist's
+# own reorder, by number of tests, would start them last).
 TEST_WORKERS ?= auto
-XDIST = -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
+XDIST = -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -ra $(XDIST) $(PYTEST_ARGS)

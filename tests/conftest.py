@@ -27,6 +27,14 @@ NEGATIVE = ["The worst film ever. A complete waste of time.",
             "Terrible plot, awful dialogue; I walked out."]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    """Files with a `long` test first, the rest in their order: under pytest-xdist
+    (`--dist loadfile --no-loadscope-reorder`, the Makefile's) the files that run
+    pipelines for minutes start at once instead of ending the suite alone."""
+    long_files = {item.path for item in items if item.get_closest_marker("long")}
+    items.sort(key=lambda item: item.path not in long_files)
+
+
 def cli_command(*args: str) -> List[str]:
     """`imdb-pipeline ARGS` as a user runs it, in this interpreter: the one way tests start the CLI."""
     return [sys.executable, "-m", "imdb_sentiment.cli", *args]

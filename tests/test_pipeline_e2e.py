@@ -30,7 +30,7 @@ from imdb_sentiment.pipeline.config import profile_config
 from conftest import real_data_path
 from conftest import run_cli as run_imdb_pipeline
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 REVIEWS = ["An absolutely brilliant film, I loved it.", "The worst movie ever made. A waste.",
            "", "   ", "x", "<br /><br />", "素晴らしい映画 🎬🍿", "word " * 20000]
@@ -42,7 +42,7 @@ _data: Dict[str, Path] = {}
 
 def archive_with_test_split(source: Path, out: Path) -> Path:
     """`source` with every tenth training review moved under `test/`, as the official layout."""
-    with tarfile.open(source, "r:gz") as reader, tarfile.open(out, "w:gz") as writer:
+    with tarfile.open(source, "r:gz") as reader, tarfile.open(out, "w:gz", compresslevel=1) as writer:
         for member in reader:
             match = _REVIEW_RE.match(member.name)
             data = reader.extractfile(member) if member.isfile() else None
