@@ -23,11 +23,9 @@ import argparse
 import dataclasses
 import json
 import statistics
-import subprocess
-import sys
 import time
 
-from common import table, write_result
+from common import child_result, table, write_result
 
 VARIANTS = {"plain": (0.0, 1), "every_step": (0.05, 1), "every_other_step": (0.05, 2)}
 
@@ -74,10 +72,7 @@ def main() -> None:
     runs = {variant: [] for variant in VARIANTS}
     for _ in range(args.repeats):
         for variant in VARIANTS:
-            child = subprocess.run([sys.executable, __file__, "--one", variant,
-                                    "--steps", str(args.steps)],
-                                   check=True, capture_output=True, text=True)
-            runs[variant].append(json.loads(child.stdout.strip().splitlines()[-1]))
+            runs[variant].append(child_result(__file__, "--one", variant, "--steps", str(args.steps)))
             print(variant, runs[variant][-1], flush=True)
     rows = [{"variant": variant,
              **{f"{key} (median s)": round(statistics.median(r[key] for r in results), 3)

@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
@@ -134,6 +135,14 @@ def encode(token_lists: Sequence[Sequence[str]], vocabulary: Dict[str, int], max
         else:
             out[row, max_length - len(ids):] = ids
     return out
+
+
+def child_result(script: str, *args: str) -> Dict:
+    """Runs `script ARGS` in a fresh interpreter (a measurement that must start cold,
+    such as a trace or thread-pool settings) and returns the JSON of its last line."""
+    result = subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
+                            check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def write_result(name: str, payload: Dict) -> Path:

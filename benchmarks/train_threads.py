@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from typing import List, Optional
@@ -72,10 +71,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     rates = {s: [] for s in settings}
     for round_index in range(args.rounds):
         for setting in settings:
-            result = subprocess.run([sys.executable, __file__, "--child", setting,
-                                     "--steps", str(args.steps)],
-                                    capture_output=True, text=True, check=True)
-            rate = json.loads(result.stdout.strip().splitlines()[-1])["reviews_per_second"]
+            rate = common.child_result(__file__, "--child", setting,
+                                       "--steps", str(args.steps))["reviews_per_second"]
             rates[setting].append(round(rate, 1))
             print(f"round {round_index + 1}, intra/inter {setting}: {rate:.1f} reviews/s",
                   flush=True)
