@@ -4,8 +4,10 @@ Loads the trained weights and the Transform graph of a finished run, then
 exports the serving model as the Trainer does, alternating
 `keras_traces=True` (Keras also traces every layer's call functions into
 the SavedModel, so it can be revived without the code) and `False` (layer
-configs only; the signatures are the same). Prints the median seconds of each
-phase and checks both exports give the same probabilities.
+configs only, what the Trainer writes; the signatures are the same).
+Prints the median seconds of each phase, then of loading the
+export as TFMA's `tf_generic` loader and `imdb-pipeline predict` do, and
+checks both exports give the same probabilities.
 
   python benchmarks/export_cost.py --home pipeline_home --rounds 3
 """
@@ -74,7 +76,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 runs[keras_traces].append(timed_export(trained, tft_output, hparams,
                                                        vocabulary_size, export_dir, keras_traces))
                 print(f"  keras_traces={keras_traces}: {runs[keras_traces][-1]}", flush=True)
+                start = time.perf_counter()
                 loaded = tf.saved_model.load(export_dir)
+                runs[keras_traces][-1]["load (tf.saved_model.load)"] = time.perf_counter() - start
                 probabilities[keras_traces] = loaded.signatures[signatures.SERVING_SIGNATURE](
                     examples=sample)["probability"].numpy()
                 if not keras_traces:  # the configs alone must revive the Keras model

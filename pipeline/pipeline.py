@@ -87,6 +87,11 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     a margin over the linear baseline. (TFMA's jackknife intervals are left
     off: over AUC's confusion matrices they cost minutes in pure Python; the
     run summary gives Wilson intervals for accuracies instead.)
+
+    Both models are `tf_generic`: TFMA calls their `serving_default` signature,
+    as TF Serving does. Left unset, TFMA 0.47 (`utils/model_util.py`,
+    `get_model_type`) loads each model once more only to learn that Keras saved
+    it, then revives the Keras objects, which the signatures do not need.
     """
     evaluation = config.evaluation
     accuracy_threshold = tfma.MetricThreshold(
@@ -99,10 +104,11 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(name=CANDIDATE, signature_name="serving_default",
-                           label_key=features.LABEL, prediction_key="probability"),
+                           label_key=features.LABEL, prediction_key="probability",
+                           model_type=tfma.TF_GENERIC),
             tfma.ModelSpec(name=BASELINE, signature_name="serving_default",
                            label_key=features.LABEL, prediction_key="probability",
-                           is_baseline=True)],
+                           model_type=tfma.TF_GENERIC, is_baseline=True)],
         slicing_specs=[spec for split in splits for spec in (
             _split_slice(split), _split_slice(split, evaluation.slice_feature),
             _split_slice(split, features.LENGTH_BUCKET))],

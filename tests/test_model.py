@@ -472,10 +472,11 @@ def test_language_model_pretraining_learns_to_predict_neighbours_and_seeds_the_c
 
 
 @pytest.mark.slow
-def test_the_saved_classifier_loads_where_this_package_was_never_imported(tmp_path):
-    # TFMA's loader (tensorflow_model_analysis 0.47, utils/model_util.py) calls
-    # tf.keras.models.load_model in a Beam worker that has not imported our
-    # layers: the SavedModel must revive them from their traced calls alone.
+def test_the_saved_model_serves_where_this_package_was_never_imported(tmp_path):
+    """TFMA's `tf_generic` loader (tensorflow_model_analysis 0.47, utils/model_util.py:
+    `tf.compat.v1.saved_model.load_v2`) and TF Serving run the signatures in a
+    process that never imported our layers; Keras' own loader revives the
+    classifier here, where the package registered them."""
     import subprocess
     import sys
 
@@ -483,14 +484,21 @@ def test_the_saved_classifier_loads_where_this_package_was_never_imported(tmp_pa
 
     hparams = TrainerConfig(**TOY)
     twin = float32_twin(build_model(hparams, 50), hparams, 50)
-    save_keras_model(twin, str(tmp_path / "1"), signatures=None)
-    rows = [[3, 4, 5, 6], [6, 7, 8, 9]]  # unpadded: the revived layers carry no mask logic
+    serve = tf.function(lambda ids: {"probability": twin(ids, training=False)},
+                        input_signature=[tf.TensorSpec([None, None], tf.int64, name="ids")])
+    export_dir = str(tmp_path / "1")
+    save_keras_model(twin, export_dir, {"serving_default": serve.get_concrete_function()})
+    rows = [[3, 4, 5, 6], [6, 7, 8, 9]]
     expected = twin(tf.constant(rows, tf.int64)).numpy().ravel().tolist()
+    revived = keras.models.load_model(export_dir, compile=False)
+    np.testing.assert_allclose(revived(tf.constant(rows, tf.int64)).numpy().ravel(), expected,
+                               atol=1e-6)
     script = (
-        "import json, sys; import tensorflow as tf; import tf_keras\n"
+        "import json, sys; import tensorflow as tf\n"
+        f"model = tf.compat.v1.saved_model.load_v2({export_dir!r}, tags=['serve'])\n"
+        f"out = model.signatures['serving_default'](ids=tf.constant({rows}, tf.int64))\n"
         "assert not any(name.startswith('imdb_sentiment') for name in sys.modules)\n"
-        f"model = tf_keras.models.load_model({str(tmp_path / '1')!r})\n"
-        f"print(json.dumps(model(tf.constant({rows}, tf.int64)).numpy().ravel().tolist()))\n")
+        "print(json.dumps(out['probability'].numpy().ravel().tolist()))\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=600, cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]

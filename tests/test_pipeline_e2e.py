@@ -280,15 +280,21 @@ def test_explain_and_classify_agree_with_serving_default(first_run):
 
 def test_signatures_run_the_folded_network_which_equals_the_trained_keras_model(first_run):
     """The export folds the embedding into the LSTM (`serving_folded_lstm`, the
-    default); the SavedModel also keeps the Keras classifier it was folded from."""
+    default); the SavedModel also keeps the Keras classifier it was folded from,
+    which Keras' loader revives where this package is imported."""
+    import tf_keras
+
+    import imdb_sentiment.trainer.model  # noqa: F401 - registers the custom layers
+
     _, _, record = first_run
     model = tf.saved_model.load(record["pushed_model"])
+    classifier = tf_keras.models.load_model(record["pushed_model"], compile=False)
     examples = serving_client.serialize_reviews(REVIEWS)
     ids = model.signatures["transform_features"](examples=examples)["token_ids"]
     folded_probability, attention = model.inference_network(ids)
     units = profile_config("smoke").trainer.lstm_units
     assert model.inference_network.forward.input_table.shape[1] == 4 * units
-    np.testing.assert_allclose(folded_probability.numpy(), model(ids, training=False).numpy()[:, 0],
+    np.testing.assert_allclose(folded_probability.numpy(), classifier(ids, training=False).numpy()[:, 0],
                                atol=1e-5)
     served = model.signatures["serving_default"](examples=examples)["probability"].numpy()
     np.testing.assert_allclose(served, folded_probability.numpy(), atol=1e-6)

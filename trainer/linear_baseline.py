@@ -25,7 +25,7 @@ import tf_keras as keras
 from . import features
 from .datasets import PREFETCH_BATCHES, fixed_parallelism, parallel_calls
 from .hparams import BaselineConfig
-from .signatures import SERVING_SIGNATURE, examples_spec, finalize_saved_model
+from .signatures import SERVING_SIGNATURE, examples_spec, finalize_saved_model, save_keras_model
 
 HISTORY_FILE = features.TRAINING_HISTORY_FILE
 
@@ -129,8 +129,7 @@ def export(model: keras.Model, tft_output: tft.TFTransformOutput, export_dir: st
         inputs = {name: transformed[name] for name in (features.NGRAM_IDS, features.NGRAM_WEIGHTS)}
         return {"probability": tf.reshape(model(inputs, training=False), [-1])}
 
-    model.save(export_dir, save_format="tf", include_optimizer=False,
-               signatures={SERVING_SIGNATURE: serve_examples.get_concrete_function()})
+    save_keras_model(model, export_dir, {SERVING_SIGNATURE: serve_examples.get_concrete_function()})
     finalize_saved_model(export_dir)
 
 

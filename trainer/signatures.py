@@ -23,7 +23,7 @@ import dataclasses
 import hashlib
 import os
 import re
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -214,17 +214,20 @@ def finalize_saved_model(export_dir: str) -> int:
 
 
 def save_keras_model(model: keras.Model, export_dir: str,
-                     signatures: Dict[str, tf.types.experimental.ConcreteFunction]) -> None:
-    """Saves with Keras' traced call functions, which TFMA's loader needs.
+                     signatures: Optional[Dict[str, tf.types.experimental.ConcreteFunction]]
+                     ) -> None:
+    """Saves the signatures and the Keras model's config and weights, without
+    Keras' traced call functions.
 
-    TFMA (0.47, `utils/model_util.py`) revives the model with
-    `tf.keras.models.load_model` in a Beam worker that never imported this
-    package, so its custom layers must come back from their traces, not
-    from their configs: `save_traces=False` would save half a minute and
-    break the Evaluator.
+    Nothing that loads the export needs the traces: TF Serving, TFMA (the
+    pipeline's EvalConfig names both models `tf_generic`, so TFMA calls the
+    signatures) and `imdb-pipeline predict` run the signatures only. The
+    traces would double the export's time and every load's. The Keras model
+    itself still comes back with `keras.models.load_model` in a process that
+    imported this package, whose layers are registered as serializable.
     """
     model.save(export_dir, save_format="tf", signatures=signatures, include_optimizer=False,
-               save_traces=True)
+               save_traces=False)
 
 
 def export_serving_model(trained: keras.Model, tft_output: tft.TFTransformOutput,
