@@ -407,7 +407,8 @@ def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
     starts (`ComponentProgress`).
     """
     # Imported here so that `imdb-pipeline --help` stays fast.
-    from tfx import v1 as tfx
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+    from tfx.orchestration.metadata import sqlite_metadata_connection_config
 
     from imdb_sentiment.components.serving_layout import newest_version
     from imdb_sentiment.reporting import run_summary
@@ -418,7 +419,7 @@ def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
 
     selection = selection or select_spans(config.data, config.ingestion.span_window)
     config = prepared_config(config, home, selection)
-    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+    connection = sqlite_metadata_connection_config(
         str(layout.metadata_path))
     served = newest_version(config.model_serving_dir)
     pipeline = create_pipeline(
@@ -434,7 +435,7 @@ def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
     started = time.perf_counter()
     error: Optional[BaseException] = None
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        LocalDagRunner().run(pipeline)
     except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised
         error = exc
         logging.error("Pipeline failed:\n%s", traceback.format_exc())

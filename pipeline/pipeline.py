@@ -12,7 +12,13 @@ from typing import Optional, Sequence, Tuple
 
 import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
+# TFX's modules rather than `tfx.v1`, whose extensions import the Vertex AI SDK:
+# seconds at the start of every local run, for nothing a local run uses.
+from tfx.components import Evaluator, ExampleValidator, StatisticsGen, Trainer, Transform
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto.trainer_pb2 import EvalArgs, TrainArgs
+from tfx.proto.transform_pb2 import SplitsConfig
 
 from imdb_sentiment.components.atomic_pusher import AtomicPusher
 from imdb_sentiment.components.distilling_trainer import DistillingTrainer
@@ -45,7 +51,7 @@ def _module_of(dotted_path: str) -> str:
     return dotted_path.rpartition(".")[0]
 
 
-def component_ids(pipeline: tfx.dsl.Pipeline) -> Tuple[str, ...]:
+def component_ids(pipeline: Pipeline) -> Tuple[str, ...]:
     """The ids of a built pipeline's components, in the order `create_pipeline`
     lists them (an order they can run in; also the order of the run summary)."""
     return tuple(component.id for component in pipeline.components)
@@ -58,7 +64,7 @@ def _never_cached_on_kubeflow(component):
     return component
 
 
-def uncached_component_ids(pipeline: tfx.dsl.Pipeline) -> Tuple[str, ...]:
+def uncached_component_ids(pipeline: Pipeline) -> Tuple[str, ...]:
     """The steps a compiled Kubeflow spec must never serve from its cache."""
     return tuple(component.id for component in pipeline.components
                  if getattr(component, "never_cached_on_kubeflow", False))
@@ -146,7 +152,7 @@ def create_pipeline(
     run_id: str = "",
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Sequence[str] = (),
-) -> tfx.dsl.Pipeline:
+) -> Pipeline:
     """The IMDB sentiment pipeline: ingest → validate → transform → train → evaluate → push."""
     # Each cache key covers the code its executor can run: the import closure
     # of the module its entry point lives in (and of the executor's own module).
@@ -174,12 +180,12 @@ def create_pipeline(
 
     # The unlabelled reviews are the teacher's alone: no statistic, check or
     # evaluation reads them (so no schema requires them to carry a label).
-    statistics_gen = tfx.components.StatisticsGen(examples=examples,
+    statistics_gen = StatisticsGen(examples=examples,
                                                   exclude_splits=[UNSUP_SPLIT])
-    schema_gen = tfx.components.ImportSchemaGen(
+    schema_gen = ImportSchemaGen(
         schema_file=os.path.join(config.schema_dir, SCHEMA_FILE)).with_id("SchemaGen")
     schema = schema_gen.outputs["schema"]
-    example_validator = tfx.components.ExampleValidator(
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema)
 
     # ExampleValidator only reports; the gate fails the run on any anomaly. What
@@ -194,9 +200,9 @@ def create_pipeline(
                          limits=TextLimits.of(validation))
     checked_schema = data_gate.outputs["checked_schema"]
 
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=examples, schema=checked_schema, preprocessing_fn=PREPROCESSING_FN,
-        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
+        splits_config=SplitsConfig(analyze=["train"], transform=["train", "eval"]),
         # StatisticsGen has described the raw data; statistics of the
         # transformed n-gram features would cost minutes and serve no check.
         disable_statistics=True,
@@ -207,15 +213,15 @@ def create_pipeline(
         config=config.teacher, max_reviews=config.trainer.distill_max_reviews,
         code_fingerprint=code_fingerprint(TeacherLabels.__module__)) if distilling else None
 
-    def trainer_of(run_fn: str, custom_config: dict, **more) -> tfx.components.Trainer:
+    def trainer_of(run_fn: str, custom_config: dict, **more) -> Trainer:
         """A Trainer on the Transform output: fits on `train`, stops early on `eval`."""
         return DistillingTrainer(
             run_fn=run_fn,
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
             schema=checked_schema,
-            train_args=tfx.proto.TrainArgs(splits=["train"]),
-            eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+            train_args=TrainArgs(splits=["train"]),
+            eval_args=EvalArgs(splits=["eval"]),
             custom_config=custom_config, **more)
 
     trainer = trainer_of(RUN_FN, trainer_config, soft_labels=(
@@ -225,7 +231,7 @@ def create_pipeline(
     # TFMA's baseline slot holds the linear model; the last good model is the
     # one being served, which ServedModelGate compares with (no Resolver: see
     # components/served_model_gate.py).
-    evaluator = tfx.components.Evaluator(
+    evaluator = Evaluator(
         examples=examples, model=trainer.outputs["model"],
         baseline_model=baseline_trainer.outputs["model"],
         eval_config=eval_config(config), example_splits=list(evaluated_splits(config)))
@@ -247,7 +253,7 @@ def create_pipeline(
         model_card=model_card_generator.outputs["model_card"],
         base_directory=config.model_serving_dir).with_id("Pusher"))
 
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
         components=[span_resolver, example_gen, schema_gen, statistics_gen, example_validator,
