@@ -419,8 +419,7 @@ def run_pipeline(config: PipelineConfig, home: Path, terminal: TextIO,
 
     selection = selection or select_spans(config.data, config.ingestion.span_window)
     config = prepared_config(config, home, selection)
-    connection = sqlite_metadata_connection_config(
-        str(layout.metadata_path))
+    connection = sqlite_metadata_connection_config(str(layout.metadata_path))
     served = newest_version(config.model_serving_dir)
     pipeline = create_pipeline(
         config, data_fingerprint=selection.fingerprint,

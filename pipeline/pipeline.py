@@ -180,8 +180,7 @@ def create_pipeline(
 
     # The unlabelled reviews are the teacher's alone: no statistic, check or
     # evaluation reads them (so no schema requires them to carry a label).
-    statistics_gen = StatisticsGen(examples=examples,
-                                                  exclude_splits=[UNSUP_SPLIT])
+    statistics_gen = StatisticsGen(examples=examples, exclude_splits=[UNSUP_SPLIT])
     schema_gen = ImportSchemaGen(
         schema_file=os.path.join(config.schema_dir, SCHEMA_FILE)).with_id("SchemaGen")
     schema = schema_gen.outputs["schema"]
