@@ -82,10 +82,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     seconds: Dict[str, List[float]] = {v: [] for v in variants}
+    beam_args = list(direct_beam_args(profile_config(args.profile).local_beam_workers))
     for repeat in range(args.repeats):
         for variant in variants:
-            beam_args = direct_beam_args(profile_config(args.profile).local_beam_workers)
-            elapsed = run_evaluator(outputs, variant, args.profile, list(beam_args))
+            elapsed = run_evaluator(outputs, variant, args.profile, beam_args)
             seconds[variant].append(round(elapsed, 1))
             print(f"repeat {repeat + 1}, {variant}: {elapsed:.1f} s", flush=True)
     rows = [{"variant": v, "runs_s": seconds[v], "median_s": round(statistics.median(seconds[v]), 1)}

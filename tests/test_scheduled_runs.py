@@ -140,7 +140,6 @@ class SpanOne:
     terminated_record: dict
     killed: Tuple[int, str]
     pushed_after_kill: List[Path]
-    resumed: subprocess.CompletedProcess
     record: dict
     versions: List[Path]
     unfinished_inputs: list
@@ -168,7 +167,7 @@ def span_one(tmp_path_factory) -> SpanOne:
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     bad, executions = unfinished_inputs(home / "metadata.sqlite")
     return SpanOne(home, staging, arriving, terminated, terminated_record, killed,
-                   pushed_after_kill, resumed, json.loads((home / "last_run.json").read_text()),
+                   pushed_after_kill, json.loads((home / "last_run.json").read_text()),
                    sorted((home / "serving" / "imdb_sentiment").iterdir()), bad, executions)
 
 
