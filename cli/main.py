@@ -48,6 +48,17 @@ def _terminate_on(stop: threading.Event):
     return handler
 
 
+def _after_termination(error: BaseException, stop: threading.Event) -> BaseException:
+    """The run's failure as the CLI reports it: once SIGTERM has arrived, any failure is
+    the termination's. The signal also reaches Beam's worker processes, and their deaths
+    can surface as the component's own error before the handler's exception does."""
+    if not stop.is_set() or isinstance(error, Terminated):
+        return error
+    terminated = Terminated(f"received SIGTERM; then {type(error).__name__}: {first_line(error)}")
+    terminated.__cause__ = error
+    return terminated
+
+
 def _quiet_tensorflow(cpp_log_level: str = "2") -> None:
     """Imports TensorFlow without its start-up noise on the terminal.
 
@@ -236,7 +247,7 @@ def command_run(args: argparse.Namespace) -> int:
                                           selection=selection)
                 except BaseException as error:  # noqa: BLE001 - every failure gets one line and a code
                     _print_failed_run(layout.last_run, log_path, terminal)
-                    failure = error
+                    failure = _after_termination(error, stop)
                 else:
                     _print_summary(record, terminal)
                 if not isinstance(failure, KeyboardInterrupt) and layout.last_run.exists():

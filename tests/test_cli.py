@@ -111,7 +111,6 @@ def test_a_swallowed_termination_still_stops_the_run_before_the_next_component()
 
     import pytest
 
-    from imdb_sentiment.cli import main as cli
     from imdb_sentiment.local import runner as local_runner
 
     stop = threading.Event()
@@ -131,7 +130,24 @@ def test_a_swallowed_termination_still_stops_the_run_before_the_next_component()
         logger.removeHandler(handler)
     assert "[1/2] Transform ..." in terminal.getvalue()
     assert "Trainer ..." not in terminal.getvalue()
-    assert cli.Terminated is local_runner.Terminated
+
+
+def test_a_failure_after_sigterm_is_reported_as_the_termination(tmp_path, capsys):
+    """SIGTERM reaches Beam's workers too: their deaths can fail the component first."""
+    import threading
+
+    from imdb_sentiment.cli import main as cli
+
+    stop = threading.Event()
+    workers_died = RuntimeError("SDK worker exited\nwith a traceback")
+    assert cli._after_termination(workers_died, stop) is workers_died  # no SIGTERM: its own error
+    stop.set()
+    failure = cli._after_termination(workers_died, stop)
+    assert failure.__cause__ is workers_died
+    assert cli._report_failure(failure, tmp_path, tmp_path / "run.log") == cli.EXIT_TERMINATED
+    assert "terminated; run the same command again" in capsys.readouterr().err
+    terminated = cli.Terminated("received signal 15")
+    assert cli._after_termination(terminated, stop) is terminated
 
 
 def test_local_beam_arguments_spare_tfx_the_sdist_it_builds_for_remote_workers(monkeypatch):
