@@ -23,7 +23,7 @@ import dataclasses
 import hashlib
 import os
 import re
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Tuple
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -214,8 +214,7 @@ def finalize_saved_model(export_dir: str) -> int:
 
 
 def save_keras_model(model: keras.Model, export_dir: str,
-                     signatures: Optional[Dict[str, tf.types.experimental.ConcreteFunction]]
-                     ) -> None:
+                     signatures: Dict[str, tf.types.experimental.ConcreteFunction]) -> None:
     """Saves the signatures and the Keras model's config and weights, without
     Keras' traced call functions.
 
